@@ -1,0 +1,81 @@
+/**
+ * Matrix-vector (decode) and batched (prefill) matmul throughput of a native CPU library per
+ * weight type, as GB/s of weights read and as a fraction of the read bandwidth measured in
+ * the same run. Weights are several matrices of a Mistral-7B FFN shape cycled so that they
+ * never fit in cache. `--flags` builds a variant of libts_x86 with other SIMD flags, to
+ * compare compiler settings.
+ *
+ * @example
+ * ```sh
+ * deno run --allow-ffi --allow-read --allow-write=build --allow-run=cc bench/matvec.ts \
+ *   --lib x86 --threads 2 [--flags "-march=x86-64-v3"] [--ntok 16]
+ * ```
+ *
+ * @module
+ */
+
+import { DType, dtypeName, rowBytes } from "../core/dtype.ts";
+import type { LibSpec } from "../plugins/_native/build.ts";
+import { LIBS, X86_FLAGS } from "../plugins/_native/libs.ts";
+import { library } from "../plugins/_native/loader.ts";
+import { median, readBandwidth, synthWeight } from "./_native.ts";
+
+const arg = (name: string, dflt: string) => {
+  const i = Deno.args.indexOf(name);
+  return i < 0 ? dflt : Deno.args[i + 1];
+};
+const base = LIBS.find((l) => l.name === arg("--lib", Deno.build.arch === "x86_64" ? "x86" : "neon"))!;
+const flags = arg("--flags", "");
+const threads = Number(arg("--threads", String(navigator.hardwareConcurrency)));
+const nTok = Number(arg("--ntok", "1"));
+const runs = Number(arg("--runs", "5"));
+const types = arg("--types", "F32,F16,BF16,Q8_0,Q4_0").split(",");
+
+// A variant library: same sources, every SIMD-flagged file compiled with `flags` instead.
+const spec: LibSpec = flags
+  ? {
+    name: `${base.name}_${flags.replace(/[^a-z0-9]+/gi, "_")}`,
+    arch: base.arch,
+    sources: base.sources.map((s) => ({ file: s.file, flags: s.flags === X86_FLAGS ? flags.split(" ") : s.flags })),
+  }
+  : base;
+const lib = await library(spec);
+lib.symbols.ts_set_threads(threads);
+const bw = readBandwidth(lib);
+const variant = Deno.UnsafePointerView.getCString(lib.symbols.ts_matmul_variant()!);
+console.log(
+  `lib ${spec.name} (${variant}) flags "${flags || X86_FLAGS.join(" ")}", ${threads} threads, nTok ${nTok}; ` +
+    `read bandwidth median ${bw.median.toFixed(1)} GB/s, best ${bw.best.toFixed(1)} GB/s`,
+);
+
+const [rows, cols] = [14336, 4096];
+for (const name of types) {
+  const type = DType[name as keyof typeof DType];
+  const rb = rowBytes(type, cols);
+  const count = Math.max(2, Math.ceil(1.5e9 / (rb * rows))); // ≥ 1.5 GB in all
+  const ws = Array.from({ length: count }, (_, i) => synthWeight(type, rows, cols, i + 1));
+  const x = new Float32Array(nTok * cols).map((_, i) => Math.sin(i));
+  const out = new Float32Array(nTok * rows);
+  const fn = {
+    [DType.F32]: lib.symbols.ts_matmul_f32,
+    [DType.F16]: lib.symbols.ts_matmul_f16,
+    [DType.BF16]: lib.symbols.ts_matmul_bf16,
+    [DType.Q8_0]: lib.symbols.ts_matmul_q8_0,
+    [DType.Q4_0]: lib.symbols.ts_matmul_q4_0,
+  }[type as number]!;
+  for (const w of ws) fn(out, w, x, rows, cols, nTok); // warm-up, faults pages in
+  const gbs: number[] = [];
+  for (let r = 0; r < runs; r++) {
+    const t0 = performance.now();
+    for (const w of ws) fn(out, w, x, rows, cols, nTok);
+    const s = (performance.now() - t0) / 1000;
+    gbs.push((rb * rows * count) / s / 1e9);
+  }
+  const m = median(gbs);
+  const tok = nTok > 1 ? `, ${((m * 1e9 / (rb * rows)) * nTok * rows * cols * 2 / 1e9).toFixed(1)} GFLOP/s` : "";
+  console.log(
+    `${dtypeName(type).padEnd(5)} [${rows}, ${cols}] x${count}: median ${m.toFixed(1)} GB/s ` +
+      `(${(100 * m / bw.median).toFixed(0)}% of median bandwidth, best run ${Math.max(...gbs).toFixed(1)} GB/s)${tok}`,
+  );
+}
+lib.symbols.ts_set_threads(1);

@@ -1,0 +1,113 @@
+/**
+ * The Backend contract: the ops the forward pass needs, nothing more. A backend owns its
+ * activation buffers (host memory on CPUs, device memory on GPUs) and prepares weights once.
+ *
+ * Semantics are defined by `plugins/reference` (pure TypeScript, f32 math); every other
+ * backend is checked against it by `tests/backend_conformance_test.ts`.
+ *
+ * Layout conventions: activations are f32, row-major, one row per token (`[nTok, width]`).
+ * Weights are matrices `[rows, cols]` (see `core/tensor.ts`); `matmul` computes
+ * `out[t, r] = Σ_c W[r, c] · x[t, c]`. The KV cache of one layer is `[n_ctx, n_kv_head, head_dim]`.
+ *
+ * @module
+ */
+
+import type { DType } from "./dtype.ts";
+import type { Tensor } from "./tensor.ts";
+
+/** An f32 activation buffer owned by a backend; opaque outside it. */
+export interface Buf {
+  /** Number of f32 elements. */
+  readonly length: number;
+}
+
+/** A weight tensor prepared for a backend: a view on CPUs, an upload on GPUs. */
+export interface Weight {
+  readonly name: string;
+  readonly type: DType;
+  /** Outermost first, like `Tensor.shape`. */
+  readonly shape: readonly number[];
+}
+
+/** Gated activation of the FFN: `silu(g)·u`, `relu(g)·u` or dReLU `relu(g)·relu(u)`. */
+export type Glu = "swiglu" | "reglu" | "drelu";
+
+/** Rotary embedding settings (llama.cpp's "normal" mode rotates adjacent pairs). */
+export interface RopeParams {
+  /** Dimensions rotated per head, from the start; the rest pass through. */
+  readonly dim: number;
+  /** Frequency base θ. */
+  readonly base: number;
+}
+
+/** Shape of one causal attention call over a layer's KV cache. */
+export interface AttnParams {
+  /** Tokens in this batch; query row t sits at position `pos0 + t`. */
+  readonly nTok: number;
+  readonly pos0: number;
+  readonly nHead: number;
+  readonly nKV: number;
+  readonly headDim: number;
+  /** Usually `1 / sqrt(headDim)`. */
+  readonly scale: number;
+}
+
+/** The ops of one compute device. All ops are synchronous from the caller's view. */
+export interface Backend {
+  readonly name: string;
+
+  /** Prepare a weight for this backend's ops (called once per tensor at load). */
+  weight(t: Tensor): Weight;
+  /** A zeroed f32 buffer of `n` elements. */
+  alloc(n: number): Buf;
+  /** Copy host values into `dst` starting at element `offset`. */
+  write(dst: Buf, src: Float32Array, offset?: number): void;
+  /** Copy `n` elements from `src` starting at `offset` back to the host. */
+  read(src: Buf, offset?: number, n?: number): Float32Array;
+  /** `dst[dstOffset + i] = src[srcOffset + i]` for i < n. */
+  copy(dst: Buf, dstOffset: number, src: Buf, srcOffset: number, n: number): void;
+
+  /** `out[t, :] = table[tokens[t], :]` for the `[n_vocab, n_embd]` embedding table. */
+  embed(out: Buf, table: Weight, tokens: Int32Array): void;
+  /** `out[t, r] = Σ_c W[r, c] · x[t, c]` for t < nTok. */
+  matmul(out: Buf, w: Weight, x: Buf, nTok: number): void;
+  /** `out[t, :] = x[t, :] / sqrt(mean(x[t, :]²) + eps) · w` for t < nTok. */
+  rmsnorm(out: Buf, x: Buf, w: Weight, nTok: number, eps: number): void;
+  /**
+   * Rotate `x` (`[nTok, nHead, headDim]`) in place: for each pair (2i, 2i+1) with 2i < dim,
+   * angle = (pos0 + t) · base^(-2i/dim).
+   */
+  rope(x: Buf, nTok: number, nHead: number, headDim: number, pos0: number, p: RopeParams): void;
+  /**
+   * Causal grouped-query attention: `q` is `[nTok, nHead, headDim]`, `k`/`v` are the layer's
+   * cache `[n_ctx, nKV, headDim]` already holding positions `0 .. pos0 + nTok - 1`;
+   * query head h reads KV head `floor(h / (nHead / nKV))`. Writes `out` `[nTok, nHead, headDim]`.
+   */
+  attention(out: Buf, q: Buf, k: Buf, v: Buf, a: AttnParams): void;
+  /** `out[i] = a[i] + b[i]` for i < n (out may alias a). */
+  add(out: Buf, a: Buf, b: Buf, n: number): void;
+  /** `out[i] = act(gate[i]) · up[i]` (dReLU also clamps up) for i < n (out may alias gate or up). */
+  glu(out: Buf, gate: Buf, up: Buf, n: number, kind: Glu): void;
+
+  /** Release native resources. */
+  close?(): void;
+}
+
+/** What a plugin's probe found: a score (0 = unusable here) and why. */
+export interface Probe {
+  readonly score: number;
+  readonly reason: string;
+}
+
+/** Options every backend accepts; a backend ignores what does not apply to it. */
+export interface BackendOptions {
+  /** Worker threads for CPU backends; default: all cores. */
+  readonly threads?: number;
+}
+
+/** A backend plugin's entry: probed at run time, opened when chosen. */
+export interface BackendPlugin {
+  readonly name: string;
+  probe(): Promise<Probe>;
+  open(options?: BackendOptions): Promise<Backend>;
+}

@@ -1,0 +1,109 @@
+/**
+ * The forward pass, top to bottom: embed → per layer (attention; FFN) → norm → logits.
+ * No backend branches: every op goes through the Backend contract.
+ *
+ * @module
+ */
+
+import type { AttnParams, Backend, Buf } from "./backend.ts";
+import type { ModelConfig } from "./config.ts";
+import type { FFN, Weights } from "./weights.ts";
+
+/** Tokens processed per forward call at most; longer prompts run in chunks. */
+export const MAX_BATCH = 64;
+
+/** Run state of one sequence: its KV cache and scratch activations. */
+export class RunState {
+  /** Tokens already in the KV cache. */
+  pos = 0;
+  readonly k: Buf[]; // per layer [n_ctx, n_kv, head_dim]
+  readonly v: Buf[]; // per layer [n_ctx, n_kv, head_dim]
+  readonly x: Buf; // residual stream [batch, n_embd]
+  readonly xn: Buf; // normed input [batch, n_embd]
+  readonly q: Buf; // queries [batch, n_head * head_dim]
+  readonly kNew: Buf; // this batch's keys [batch, n_kv * head_dim]
+  readonly vNew: Buf; // this batch's values [batch, n_kv * head_dim]
+  readonly att: Buf; // attention output [batch, n_head * head_dim]
+  readonly o: Buf; // block output [batch, n_embd]
+  readonly gate: Buf; // [batch, n_ff]
+  readonly up: Buf; // [batch, n_ff]
+  readonly logits: Buf; // [batch, n_vocab]
+
+  constructor(readonly backend: Backend, readonly cfg: ModelConfig, readonly nCtx: number) {
+    const b = MAX_BATCH, kvDim = cfg.nKV * cfg.headDim, qDim = cfg.nHead * cfg.headDim;
+    this.k = Array.from({ length: cfg.nLayer }, () => backend.alloc(nCtx * kvDim));
+    this.v = Array.from({ length: cfg.nLayer }, () => backend.alloc(nCtx * kvDim));
+    this.x = backend.alloc(b * cfg.nEmbd);
+    this.xn = backend.alloc(b * cfg.nEmbd);
+    this.q = backend.alloc(b * qDim);
+    this.kNew = backend.alloc(b * kvDim);
+    this.vNew = backend.alloc(b * kvDim);
+    this.att = backend.alloc(b * qDim);
+    this.o = backend.alloc(b * cfg.nEmbd);
+    this.gate = backend.alloc(b * cfg.nFF);
+    this.up = backend.alloc(b * cfg.nFF);
+    this.logits = backend.alloc(b * cfg.nVocab);
+  }
+}
+
+/**
+ * Run `tokens` (at most MAX_BATCH) through the model at positions `st.pos ...`, append them
+ * to the KV cache and return the logits: of every token when `allLogits`, else of the last.
+ */
+export function forward(
+  w: Weights,
+  cfg: ModelConfig,
+  st: RunState,
+  tokens: Int32Array,
+  allLogits = false,
+): Float32Array {
+  const be = st.backend, n = tokens.length, pos0 = st.pos;
+  const { nEmbd, nHead, nKV, headDim, nVocab, eps } = cfg;
+  const kvDim = nKV * headDim;
+  if (n === 0 || n > MAX_BATCH) throw new Error(`forward takes 1..${MAX_BATCH} tokens, got ${n}`);
+  if (pos0 + n > st.nCtx) throw new Error(`context full: ${pos0} + ${n} tokens > ${st.nCtx}`);
+  for (const t of tokens) {
+    if (t < 0 || t >= nVocab) {
+      throw new Error(`token id ${t} is outside the vocabulary (${nVocab})`);
+    }
+  }
+  const rope = { dim: cfg.ropeDim, base: cfg.ropeBase };
+  const attn: AttnParams = { nTok: n, pos0, nHead, nKV, headDim, scale: 1 / Math.sqrt(headDim) };
+
+  be.embed(st.x, w.tokenEmbd, tokens);
+  for (let l = 0; l < cfg.nLayer; l++) {
+    const layer = w.layers[l];
+    // attention
+    be.rmsnorm(st.xn, st.x, layer.attnNorm, n, eps);
+    be.matmul(st.q, layer.wq, st.xn, n);
+    be.matmul(st.kNew, layer.wk, st.xn, n);
+    be.matmul(st.vNew, layer.wv, st.xn, n);
+    be.rope(st.q, n, nHead, headDim, pos0, rope);
+    be.rope(st.kNew, n, nKV, headDim, pos0, rope);
+    be.copy(st.k[l], pos0 * kvDim, st.kNew, 0, n * kvDim);
+    be.copy(st.v[l], pos0 * kvDim, st.vNew, 0, n * kvDim);
+    be.attention(st.att, st.q, st.k[l], st.v[l], attn);
+    be.matmul(st.o, layer.wo, st.att, n);
+    be.add(st.x, st.x, st.o, n * nEmbd);
+    // feed-forward
+    be.rmsnorm(st.xn, st.x, layer.ffnNorm, n, eps);
+    ffn(be, cfg, st, layer.ffn, n);
+    be.add(st.x, st.x, st.o, n * nEmbd);
+  }
+  st.pos += n;
+
+  // logits: only the rows asked for
+  const first = allLogits ? 0 : n - 1, rows = n - first;
+  if (first > 0) be.copy(st.x, 0, st.x, first * nEmbd, nEmbd);
+  be.rmsnorm(st.xn, st.x, w.outputNorm, rows, eps);
+  be.matmul(st.logits, w.output, st.xn, rows);
+  return be.read(st.logits, 0, rows * nVocab);
+}
+
+/** FFN of one layer on `st.xn`, result in `st.o`. */
+function ffn(be: Backend, cfg: ModelConfig, st: RunState, f: FFN, n: number): void {
+  be.matmul(st.gate, f.gate, st.xn, n);
+  be.matmul(st.up, f.up, st.xn, n);
+  be.glu(st.gate, st.gate, st.up, n * cfg.nFF, cfg.glu);
+  be.matmul(st.o, f.down, st.gate, n);
+}

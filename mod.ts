@@ -1,0 +1,66 @@
+/**
+ * turbosparse: run activation-sparse LLMs from GGUF files.
+ *
+ * @example
+ * ```ts ignore
+ * import { loadModel } from "./mod.ts";
+ * const model = await loadModel("models/tiny-turbosparse.gguf");
+ * for await (const piece of model.generate("It is a truth universally", { maxTokens: 40 })) {
+ *   Deno.stdout.writeSync(new TextEncoder().encode(piece));
+ * }
+ * model.close();
+ * ```
+ *
+ * @module
+ */
+
+import { parseGGUF } from "./core/gguf.ts";
+import { Model } from "./core/model.ts";
+import type { LoadProgress } from "./core/weights.ts";
+import { openFile } from "./plugins/mmap/mod.ts";
+import { chooseBackend } from "./plugins/registry.ts";
+
+export type { Backend, BackendPlugin } from "./core/backend.ts";
+export type { ModelConfig } from "./core/config.ts";
+export { parseGGUF } from "./core/gguf.ts";
+export type { GGUFFile, GGUFValue } from "./core/gguf.ts";
+export { Generation, Model } from "./core/model.ts";
+export type { GenerateOptions, GenerateStats, StopReason } from "./core/model.ts";
+export type { SamplerOptions } from "./core/sampler.ts";
+export type { Tokenizer } from "./core/tokenizer.ts";
+export { backendNames, chooseBackend, probeAll } from "./plugins/registry.ts";
+
+/** Options for `loadModel`. */
+export interface LoadOptions {
+  /** Backend name; default: `TURBOSPARSE_BACKEND`, else the best one this machine runs. */
+  backend?: string;
+  /** Threads for CPU backends (default: all cores). */
+  threads?: number;
+  /** KV-cache length (default 2048, at most the model's). */
+  contextLength?: number;
+  /** Called as weights are prepared (tensors done, total). */
+  onProgress?: LoadProgress;
+}
+
+/**
+ * Open a GGUF model file (memory-mapped where FFI is permitted, read otherwise), choose a
+ * backend and prepare the weights.
+ * @param path the `.gguf` file
+ * @param options backend choice, threads, context length, progress
+ */
+export async function loadModel(path: string, options: LoadOptions = {}): Promise<Model> {
+  const file = await openFile(path);
+  try {
+    const gguf = parseGGUF(file.bytes, path);
+    const { backend, reason } = await chooseBackend(options.backend, { threads: options.threads });
+    return new Model(gguf, backend, path, {
+      contextLength: options.contextLength,
+      onProgress: options.onProgress,
+      backendReason: `${backend.name}: ${reason}`,
+      onClose: () => file.close(),
+    });
+  } catch (err) {
+    file.close();
+    throw err;
+  }
+}

@@ -7,6 +7,7 @@
  * @module
  */
 
+import { convertCommand } from "./plugins/cli/convert.ts";
 import { demoCommand } from "./plugins/cli/demo.ts";
 import { generateCommand } from "./plugins/cli/generate.ts";
 import { inspectCommand } from "./plugins/cli/inspect.ts";
@@ -14,6 +15,10 @@ import { inspectCommand } from "./plugins/cli/inspect.ts";
 const COMMANDS: Record<string, { run: (args: string[]) => Promise<void>; help: string }> = {
   generate: { run: generateCommand, help: "generate text from a prompt" },
   inspect: { run: inspectCommand, help: "describe a model file and the backends available" },
+  convert: {
+    run: convertCommand,
+    help: "convert between dense and PowerInfer's sparse layout (and calibrate cats)",
+  },
   demo: { run: demoCommand, help: "run the shipped model with stats" },
 };
 

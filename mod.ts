@@ -14,8 +14,11 @@
  * @module
  */
 
+import { hasSparseOps } from "./core/backend.ts";
+import { configFromGGUF } from "./core/config.ts";
 import { parseGGUF } from "./core/gguf.ts";
 import { Model } from "./core/model.ts";
+import type { PredictorKind } from "./core/predictor.ts";
 import type { LoadProgress } from "./core/weights.ts";
 import { openFile } from "./plugins/mmap/mod.ts";
 import { chooseBackend } from "./plugins/registry.ts";
@@ -27,6 +30,9 @@ export type { GGUFFile, GGUFValue } from "./core/gguf.ts";
 export { Generation, Model } from "./core/model.ts";
 export type { GenerateOptions, GenerateStats, StopReason } from "./core/model.ts";
 export type { SamplerOptions } from "./core/sampler.ts";
+export type { Predictor, PredictorKind } from "./core/predictor.ts";
+export type { SparsityStats, UnitSparsity } from "./core/stats.ts";
+export { tokenizerFromMetadata } from "./core/tokenizer.ts";
 export type { Tokenizer } from "./core/tokenizer.ts";
 export { backendNames, chooseBackend, probeAll } from "./plugins/registry.ts";
 
@@ -40,6 +46,8 @@ export interface LoadOptions {
   contextLength?: number;
   /** Called as weights are prepared (tensors done, total). */
   onProgress?: LoadProgress;
+  /** Predictor of sparse FFNs (default: "lowrank" when the file has predictors, else "dense"). */
+  predictor?: PredictorKind;
 }
 
 /**
@@ -52,13 +60,25 @@ export async function loadModel(path: string, options: LoadOptions = {}): Promis
   const file = await openFile(path);
   try {
     const gguf = parseGGUF(file.bytes, path);
-    const { backend, reason } = await chooseBackend(options.backend, { threads: options.threads });
-    return new Model(gguf, backend, path, {
-      contextLength: options.contextLength,
-      onProgress: options.onProgress,
-      backendReason: `${backend.name}: ${reason}`,
-      onClose: () => file.close(),
-    });
+    const cfg = configFromGGUF(gguf, path);
+    const needsSparse = cfg.sparseFormat || cfg.nExpert > 0;
+    const { backend, reason } = await chooseBackend(
+      options.backend,
+      { threads: options.threads },
+      (b) => needsSparse && !hasSparseOps(b) ? "it has no sparse FFN ops" : undefined,
+    );
+    try {
+      return new Model(gguf, backend, path, {
+        contextLength: options.contextLength,
+        onProgress: options.onProgress,
+        predictor: options.predictor,
+        backendReason: `${backend.name}: ${reason}`,
+        onClose: () => file.close(),
+      });
+    } catch (err) {
+      backend.close?.();
+      throw err;
+    }
   } catch (err) {
     file.close();
     throw err;

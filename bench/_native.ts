@@ -19,7 +19,11 @@ export function median(xs: number[]): number {
  * Read bandwidth in GB/s with all pool threads over a buffer far larger than the caches
  * (touched first, so no read lands on the shared zero page): median and best of `runs`.
  */
-export function readBandwidth(lib: NativeLib, bytes = 1 << 30, runs = 7): { median: number; best: number } {
+export function readBandwidth(
+  lib: NativeLib,
+  bytes = 1 << 30,
+  runs = 7,
+): { median: number; best: number } {
   const buf = new Uint8Array(bytes);
   const u32 = new Uint32Array(buf.buffer);
   for (let i = 0; i < u32.length; i += 1024) u32[i] = i; // touch every page
@@ -42,8 +46,14 @@ export function synthWeight(type: DType, rows: number, cols: number, seed: numbe
     u32[i] = s;
   }
   const u16 = new Uint16Array(out.buffer, 0, out.length >> 1);
-  if (type === DType.F16) for (let i = 0; i < u16.length; i++) u16[i] = (u16[i] & 0xb3ff) | 0x0400;
-  if (type === DType.BF16) for (let i = 0; i < u16.length; i++) u16[i] = (u16[i] & 0xbc7f) | 0x0080;
+  if (type === DType.F16) {
+    for (let i = 0; i < u16.length; i++) {
+      u16[i] = (u16[i] & 0xb3ff) | 0x0400;
+    }
+  }
+  if (type === DType.BF16) {
+    for (let i = 0; i < u16.length; i++) u16[i] = (u16[i] & 0xbc7f) | 0x0080;
+  }
   if (type === DType.F32) {
     for (let i = 0; i < u32.length; i++) u32[i] = (u32[i] & 0xbc7fffff) | 0x00800000;
   }

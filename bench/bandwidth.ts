@@ -25,7 +25,11 @@ if (import.meta.main) {
   for (const t of [1, threads]) {
     lib.symbols.ts_set_threads(t);
     const r = readBandwidth(lib, gib * 2 ** 30);
-    console.log(`read bandwidth, ${t} thread(s): median ${r.median.toFixed(1)} GB/s, best ${r.best.toFixed(1)} GB/s`);
+    console.log(
+      `read bandwidth, ${t} thread(s): median ${r.median.toFixed(1)} GB/s, best ${
+        r.best.toFixed(1)
+      } GB/s`,
+    );
   }
   lib.symbols.ts_set_threads(1);
 }

@@ -24,7 +24,9 @@ const arg = (name: string, dflt: string) => {
   const i = Deno.args.indexOf(name);
   return i < 0 ? dflt : Deno.args[i + 1];
 };
-const base = LIBS.find((l) => l.name === arg("--lib", Deno.build.arch === "x86_64" ? "x86" : "neon"))!;
+const base = LIBS.find((l) =>
+  l.name === arg("--lib", Deno.build.arch === "x86_64" ? "x86" : "neon")
+)!;
 const flags = arg("--flags", "");
 const threads = Number(arg("--threads", String(navigator.hardwareConcurrency)));
 const nTok = Number(arg("--ntok", "1"));
@@ -36,7 +38,10 @@ const spec: LibSpec = flags
   ? {
     name: `${base.name}_${flags.replace(/[^a-z0-9]+/gi, "_")}`,
     arch: base.arch,
-    sources: base.sources.map((s) => ({ file: s.file, flags: s.flags === X86_FLAGS ? flags.split(" ") : s.flags })),
+    sources: base.sources.map((s) => ({
+      file: s.file,
+      flags: s.flags === X86_FLAGS ? flags.split(" ") : s.flags,
+    })),
   }
   : base;
 const lib = await library(spec);
@@ -44,15 +49,19 @@ lib.symbols.ts_set_threads(threads);
 const bw = readBandwidth(lib);
 const variant = Deno.UnsafePointerView.getCString(lib.symbols.ts_matmul_variant()!);
 console.log(
-  `lib ${spec.name} (${variant}) flags "${flags || X86_FLAGS.join(" ")}", ${threads} threads, nTok ${nTok}; ` +
+  `lib ${spec.name} (${variant}) flags "${
+    flags || X86_FLAGS.join(" ")
+  }", ${threads} threads, nTok ${nTok}; ` +
     `read bandwidth median ${bw.median.toFixed(1)} GB/s, best ${bw.best.toFixed(1)} GB/s`,
 );
 
-const [rows, cols] = [14336, 4096];
+// --rows 64 --reps 200 keeps the weights in L2: kernel speed without the memory bound.
+const [rows, cols] = [Number(arg("--rows", "14336")), 4096];
+const reps = Number(arg("--reps", "1"));
 for (const name of types) {
   const type = DType[name as keyof typeof DType];
   const rb = rowBytes(type, cols);
-  const count = Math.max(2, Math.ceil(1.5e9 / (rb * rows))); // ≥ 1.5 GB in all
+  const count = reps > 1 ? 1 : Math.max(2, Math.ceil(1.5e9 / (rb * rows))); // ≥ 1.5 GB in all
   const ws = Array.from({ length: count }, (_, i) => synthWeight(type, rows, cols, i + 1));
   const x = new Float32Array(nTok * cols).map((_, i) => Math.sin(i));
   const out = new Float32Array(nTok * rows);
@@ -64,18 +73,25 @@ for (const name of types) {
     [DType.Q4_0]: lib.symbols.ts_matmul_q4_0,
   }[type as number]!;
   for (const w of ws) fn(out, w, x, rows, cols, nTok); // warm-up, faults pages in
-  const gbs: number[] = [];
+  // Bandwidth is measured between the runs: on a shared machine it drifts minute to minute.
+  const gbs: number[] = [], bws: number[] = [];
   for (let r = 0; r < runs; r++) {
+    bws.push(readBandwidth(lib, 1 << 29, 3).median);
     const t0 = performance.now();
-    for (const w of ws) fn(out, w, x, rows, cols, nTok);
+    for (let i = 0; i < reps; i++) for (const w of ws) fn(out, w, x, rows, cols, nTok);
     const s = (performance.now() - t0) / 1000;
-    gbs.push((rb * rows * count) / s / 1e9);
+    gbs.push((rb * rows * count * reps) / s / 1e9);
   }
+  const bwm = median(bws);
   const m = median(gbs);
-  const tok = nTok > 1 ? `, ${((m * 1e9 / (rb * rows)) * nTok * rows * cols * 2 / 1e9).toFixed(1)} GFLOP/s` : "";
+  const tok = nTok > 1
+    ? `, ${((m * 1e9 / (rb * rows)) * nTok * rows * cols * 2 / 1e9).toFixed(1)} GFLOP/s`
+    : "";
   console.log(
     `${dtypeName(type).padEnd(5)} [${rows}, ${cols}] x${count}: median ${m.toFixed(1)} GB/s ` +
-      `(${(100 * m / bw.median).toFixed(0)}% of median bandwidth, best run ${Math.max(...gbs).toFixed(1)} GB/s)${tok}`,
+      `(${(100 * m / bwm).toFixed(0)}% of ${bwm.toFixed(1)} GB/s read bandwidth, best run ${
+        Math.max(...gbs).toFixed(1)
+      } GB/s)${tok}`,
   );
 }
 lib.symbols.ts_set_threads(1);

@@ -89,8 +89,113 @@ export interface Backend {
   /** `out[i] = act(gate[i]) · up[i]` (dReLU also clamps up) for i < n (out may alias gate or up). */
   glu(out: Buf, gate: Buf, up: Buf, n: number, kind: Glu): void;
 
+  // --- Sparse FFN and MoE ops (optional). They become required members once the native
+  // kernels land; until then the forward pass refuses a sparse or MoE model on a backend
+  // without them ("backend X has no sparse FFN ops"). Index lists count as one set: a backend
+  // implements all of SPARSE_OPS or none.
+
+  /** An empty index list able to hold `capacity` neuron ids. */
+  allocIndex?(capacity: number): IndexBuf;
+  /** Set the list to `ids` (ascending, each < the FFN's n_ff). */
+  writeIndex?(dst: IndexBuf, ids: Int32Array): void;
+  /** The list's current ids, back on the host. */
+  readIndex?(src: IndexBuf): Int32Array;
+  /** `out[i] = op(x[i])` for i < n (out may alias x); see `Unary`. */
+  unary?(out: Buf, x: Buf, n: number, op: Unary): void;
+  /**
+   * Threshold to index list: `idx` becomes every i < n with `score[offset + i] ≥ threshold`,
+   * ascending (NaN never qualifies).
+   */
+  select?(idx: IndexBuf, score: Buf, offset: number, n: number, threshold: number): void;
+  /**
+   * Gathered gate and up rows with the activation, packed: for each k < count of `idx`, with
+   * i = idx[k], `act[k] = glu(gate[i, :] · x[xOffset ..], up[i, :] · x[xOffset ..])`, where
+   * both dot products are rounded to f32 before the activation (as `matmul` then `glu` do).
+   */
+  gluSparse?(
+    act: Buf,
+    gate: Weight,
+    up: Weight,
+    x: Buf,
+    xOffset: number,
+    idx: IndexBuf,
+    kind: Glu,
+  ): void;
+  /**
+   * `gluSparse` with the gate projection already computed (the threshold predictor's):
+   * `act[k] = glu(gateOut[gateOffset + i], up[i, :] · x[xOffset ..])` with i = idx[k].
+   */
+  gluSparseGated?(
+    act: Buf,
+    gateOut: Buf,
+    gateOffset: number,
+    up: Weight,
+    x: Buf,
+    xOffset: number,
+    idx: IndexBuf,
+    kind: Glu,
+  ): void;
+  /**
+   * Sparse down projection over the transposed down matrix `downT` (`[n_ff, n_embd]`, one row
+   * per neuron): `out[outOffset + j] = Σ_k act[k] · downT[idx[k], j]` over k with act[k] ≠ 0,
+   * in ascending k, for j < n_embd (written, not accumulated).
+   */
+  downSparse?(out: Buf, outOffset: number, downT: Weight, act: Buf, idx: IndexBuf): void;
+  /** Scaled accumulate for mixing experts: `out[outOffset + i] += alpha · x[xOffset + i]`. */
+  axpy?(out: Buf, outOffset: number, x: Buf, xOffset: number, n: number, alpha: number): void;
+  /**
+   * Optional layout hook, called once per sparse FFN (layer or expert) at load with its three
+   * matrices. A backend may re-lay them out for `gluSparse`/`downSparse`, e.g. bundle each
+   * neuron's gate, up and down rows contiguously; the forward pass never sees the choice.
+   */
+  prepareSparseFFN?(gate: Weight, up: Weight, downT: Weight): void;
+
   /** Release native resources. */
   close?(): void;
+}
+
+/** A list of neuron ids owned by a backend (device memory on GPUs); opaque outside it. */
+export interface IndexBuf {
+  /** Ids it can hold at most. */
+  readonly capacity: number;
+}
+
+/**
+ * Elementwise ops of the predictors: `relu` (the low-rank predictor's hidden layer),
+ * `abs_silu` = |x · sigmoid(x)| (the threshold predictor's measure), `nonzero` = 1 where
+ * x ≠ 0, else 0 (the oracle's true active set).
+ */
+export type Unary = "relu" | "abs_silu" | "nonzero";
+
+/** The optional members a backend needs to run sparse FFNs and MoE experts. */
+export const SPARSE_OPS = [
+  "allocIndex",
+  "writeIndex",
+  "readIndex",
+  "unary",
+  "select",
+  "gluSparse",
+  "gluSparseGated",
+  "downSparse",
+  "axpy",
+] as const;
+
+/** A backend with every sparse op present. */
+export type SparseBackend = Backend & Required<Pick<Backend, typeof SPARSE_OPS[number]>>;
+
+/** Whether `b` implements every member of SPARSE_OPS. */
+export function hasSparseOps(b: Backend): b is SparseBackend {
+  return SPARSE_OPS.every((op) => typeof b[op] === "function");
+}
+
+/** `b` as a SparseBackend; throws naming the backend and the missing ops otherwise. */
+export function sparseOps(b: Backend): SparseBackend {
+  if (hasSparseOps(b)) return b;
+  const missing = SPARSE_OPS.filter((op) => typeof b[op] !== "function");
+  throw new Error(
+    `backend "${b.name}" has no sparse FFN ops (missing ${missing.join(", ")}); ` +
+      `run this sparse or MoE model with --backend reference`,
+  );
 }
 
 /** What a plugin's probe found: a score (0 = unusable here) and why. */

@@ -1,13 +1,17 @@
 /**
- * The forward pass, top to bottom: embed → per layer (attention; FFN) → norm → logits.
- * No backend branches: every op goes through the Backend contract.
+ * The forward pass, top to bottom: embed → per layer (attention; predictor and sparse FFN, or
+ * experts) → norm → logits. No backend branches: every op goes through the Backend contract.
  *
  * @module
  */
 
-import type { AttnParams, Backend, Buf } from "./backend.ts";
+import { type AttnParams, type Backend, type Buf, hasSparseOps, type IndexBuf } from "./backend.ts";
 import type { ModelConfig } from "./config.ts";
-import type { FFN, Weights } from "./weights.ts";
+import { moeFFN } from "./moe.ts";
+import { type FFNRun, ffnUnit } from "./sparse.ts";
+import type { Weights } from "./weights.ts";
+
+export type { FFNRun } from "./sparse.ts";
 
 /** Tokens processed per forward call at most; longer prompts run in chunks. */
 export const MAX_BATCH = 64;
@@ -28,6 +32,15 @@ export class RunState {
   readonly gate: Buf; // [batch, n_ff]
   readonly up: Buf; // [batch, n_ff]
   readonly logits: Buf; // [batch, n_vocab]
+  // Sparse FFNs and experts; present when the backend has the sparse ops.
+  readonly act?: Buf; // packed activations of one token [n_ff]
+  readonly idx?: IndexBuf; // active neurons of one token [n_ff]
+  readonly all?: IndexBuf; // every neuron [n_ff]
+  // Experts
+  readonly routerLogits: Buf; // [batch, n_expert]
+  readonly h1: Buf; // one token's residual [n_embd]
+  readonly x1: Buf; // one token's normed input [n_embd]
+  readonly e1: Buf; // one expert's output [n_embd]
 
   constructor(readonly backend: Backend, readonly cfg: ModelConfig, readonly nCtx: number) {
     const b = MAX_BATCH, kvDim = cfg.nKV * cfg.headDim, qDim = cfg.nHead * cfg.headDim;
@@ -43,12 +56,24 @@ export class RunState {
     this.gate = backend.alloc(b * cfg.nFF);
     this.up = backend.alloc(b * cfg.nFF);
     this.logits = backend.alloc(b * cfg.nVocab);
+    if (hasSparseOps(backend)) {
+      this.act = backend.alloc(cfg.nFF);
+      this.idx = backend.allocIndex(cfg.nFF);
+      this.all = backend.allocIndex(cfg.nFF);
+      backend.writeIndex(this.all, Int32Array.from({ length: cfg.nFF }, (_, i) => i));
+    }
+    const moe = cfg.nExpert > 0;
+    this.routerLogits = backend.alloc(moe ? b * cfg.nExpert : 1);
+    this.h1 = backend.alloc(moe ? cfg.nEmbd : 1);
+    this.x1 = backend.alloc(moe ? cfg.nEmbd : 1);
+    this.e1 = backend.alloc(moe ? cfg.nEmbd : 1);
   }
 }
 
 /**
  * Run `tokens` (at most MAX_BATCH) through the model at positions `st.pos ...`, append them
  * to the KV cache and return the logits: of every token when `allLogits`, else of the last.
+ * `run` picks the predictor of sparse FFNs (default: every neuron) and collects statistics.
  */
 export function forward(
   w: Weights,
@@ -56,6 +81,7 @@ export function forward(
   st: RunState,
   tokens: Int32Array,
   allLogits = false,
+  run: FFNRun = {},
 ): Float32Array {
   const be = st.backend, n = tokens.length, pos0 = st.pos;
   const { nEmbd, nHead, nKV, headDim, nVocab, eps } = cfg;
@@ -70,6 +96,7 @@ export function forward(
   const rope = { dim: cfg.ropeDim, base: cfg.ropeBase };
   const attn: AttnParams = { nTok: n, pos0, nHead, nKV, headDim, scale: 1 / Math.sqrt(headDim) };
 
+  run.stats?.addTokens(n);
   be.embed(st.x, w.tokenEmbd, tokens);
   for (let l = 0; l < cfg.nLayer; l++) {
     const layer = w.layers[l];
@@ -85,9 +112,10 @@ export function forward(
     be.attention(st.att, st.q, st.k[l], st.v[l], attn);
     be.matmul(st.o, layer.wo, st.att, n);
     be.add(st.x, st.x, st.o, n * nEmbd);
-    // feed-forward
+    // feed-forward: the predictor reads the residual st.x, the FFN the normed st.xn
     be.rmsnorm(st.xn, st.x, layer.ffnNorm, n, eps);
-    ffn(be, cfg, st, layer.ffn, n);
+    if (layer.ffn.kind === "moe") moeFFN(be, cfg, st, layer.ffn, st.x, st.xn, st.o, n, run);
+    else ffnUnit(be, cfg, st, layer.ffn, st.x, st.xn, st.o, n, run);
     be.add(st.x, st.x, st.o, n * nEmbd);
   }
   st.pos += n;
@@ -98,12 +126,4 @@ export function forward(
   be.rmsnorm(st.xn, st.x, w.outputNorm, rows, eps);
   be.matmul(st.logits, w.output, st.xn, rows);
   return be.read(st.logits, 0, rows * nVocab);
-}
-
-/** FFN of one layer on `st.xn`, result in `st.o`. */
-function ffn(be: Backend, cfg: ModelConfig, st: RunState, f: FFN, n: number): void {
-  be.matmul(st.gate, f.gate, st.xn, n);
-  be.matmul(st.up, f.up, st.xn, n);
-  be.glu(st.gate, st.gate, st.up, n * cfg.nFF, cfg.glu);
-  be.matmul(st.o, f.down, st.gate, n);
 }

@@ -9,6 +9,13 @@ import type { Backend } from "./backend.ts";
 import { configFromGGUF, type ModelConfig } from "./config.ts";
 import { forward, MAX_BATCH, RunState } from "./forward.ts";
 import type { GGUFFile } from "./gguf.ts";
+import {
+  defaultPredictorKind,
+  type Predictor,
+  predictorFor,
+  type PredictorKind,
+} from "./predictor.ts";
+import { SparsityRecorder, type SparsityStats } from "./stats.ts";
 import { Sampler, type SamplerOptions } from "./sampler.ts";
 import { type Tokenizer, tokenizerFromMetadata } from "./tokenizer.ts";
 import { type LoadProgress, loadWeights, type Weights } from "./weights.ts";
@@ -25,6 +32,8 @@ export interface ModelOptions {
   backendReason?: string;
   /** Called by `close()`, e.g. to unmap the file. */
   onClose?: () => void;
+  /** Predictor of sparse FFNs (default: "lowrank" when the file has predictors, else "dense"). */
+  predictor?: PredictorKind | Predictor;
 }
 
 /** Options for `Model.generate`. */
@@ -33,6 +42,8 @@ export interface GenerateOptions extends SamplerOptions {
   maxTokens?: number;
   /** Stop early when aborted; the generation ends with stopReason "abort". */
   signal?: AbortSignal;
+  /** Collect sparsity statistics into `stats.sparsity`; `compareOracle` adds recall/precision. */
+  sparsity?: { compareOracle?: boolean };
 }
 
 /** Why a generation ended. */
@@ -49,6 +60,8 @@ export interface GenerateStats {
   prefillTokensPerSecond: number;
   decodeTokensPerSecond: number;
   stopReason: StopReason;
+  /** Per-FFN sparsity, when `GenerateOptions.sparsity` asked for it. */
+  sparsity?: SparsityStats;
 }
 
 /** A model ready to run on one backend. */
@@ -61,6 +74,7 @@ export class Model {
   /** Why this backend was chosen (from the registry), for `inspect` and `--stats`. */
   readonly backendReason: string;
   readonly #onClose: (() => void) | undefined;
+  #predictor: Predictor;
 
   /**
    * Prepare a parsed GGUF file for `backend`.
@@ -80,6 +94,25 @@ export class Model {
     this.tokenizer = tokenizerFromMetadata(file.metadata, source);
     this.weights = loadWeights(file, this.config, backend, source, options.onProgress);
     this.contextLength = Math.min(options.contextLength ?? DEFAULT_CONTEXT, this.config.nCtx);
+    this.#predictor = this.#resolve(options.predictor ?? defaultPredictorKind(this.weights));
+  }
+
+  /** The predictor sparse FFNs run with. */
+  get predictor(): Predictor {
+    return this.#predictor;
+  }
+
+  /**
+   * Switch the predictor of sparse FFNs (e.g. "oracle" to evaluate, "cats" for the
+   * training-free one).
+   * @param p a predictor kind or a Predictor object
+   */
+  setPredictor(p: PredictorKind | Predictor): void {
+    this.#predictor = this.#resolve(p);
+  }
+
+  #resolve(p: PredictorKind | Predictor): Predictor {
+    return typeof p === "string" ? predictorFor(p, this.backend, this.config, this.weights) : p;
   }
 
   /** Release the backend and the mapped file; the model is unusable afterwards. */
@@ -96,8 +129,14 @@ export class Model {
   /**
    * Feed tokens to a run state (in batches of up to MAX_BATCH) and return the logits of the
    * last one, or of every one when `allLogits` (`[tokens.length, n_vocab]`).
+   * @param stats collects sparsity statistics when given
    */
-  eval(state: RunState, tokens: readonly number[], allLogits = false): Float32Array {
+  eval(
+    state: RunState,
+    tokens: readonly number[],
+    allLogits = false,
+    stats?: SparsityRecorder,
+  ): Float32Array {
     if (tokens.length === 0) throw new Error("eval needs at least one token");
     if (state.pos + tokens.length > state.nCtx) {
       throw new Error(
@@ -108,7 +147,8 @@ export class Model {
     for (let i = 0; i < tokens.length; i += MAX_BATCH) {
       const chunk = Int32Array.from(tokens.slice(i, i + MAX_BATCH));
       const last = i + MAX_BATCH >= tokens.length;
-      const logits = forward(this.weights, this.config, state, chunk, allLogits);
+      const run = { predictor: this.#predictor, stats };
+      const logits = forward(this.weights, this.config, state, chunk, allLogits, run);
       if (allLogits || last) parts.push(logits);
     }
     return parts.length === 1 ? parts[0] : concat(parts);
@@ -151,11 +191,14 @@ export class Generation implements AsyncIterable<string> {
       );
     }
     const state = model.newState();
+    const recorder = options.sparsity
+      ? new SparsityRecorder(model.backend, model.config, options.sparsity.compareOracle)
+      : undefined;
     const t0 = performance.now();
-    let logits = model.eval(state, ids);
+    let logits = model.eval(state, ids, false, recorder);
     const t1 = performance.now();
     const history = [...ids];
-    const decoder = tok.decoder();
+    const decoder = tok.decoder({ continuing: this.prompt.length > 0 });
     let generated = 0, stopReason: StopReason = "length";
     while (generated < maxTokens) {
       if (options.signal?.aborted) {
@@ -176,7 +219,7 @@ export class Generation implements AsyncIterable<string> {
         stopReason = "context";
         break;
       }
-      logits = model.eval(state, [next]);
+      logits = model.eval(state, [next], false, recorder);
     }
     const rest = decoder.flush();
     if (rest) yield rest;
@@ -190,6 +233,7 @@ export class Generation implements AsyncIterable<string> {
       prefillTokensPerSecond: ids.length / ((t1 - t0) / 1000),
       decodeTokensPerSecond: decoded > 0 ? decoded / ((t2 - t1) / 1000) : 0,
       stopReason,
+      sparsity: recorder?.summary(model.predictor.name),
     };
   }
 }

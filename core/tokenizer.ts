@@ -45,8 +45,11 @@ export interface Tokenizer {
   encode(text: string, opts?: { bos?: boolean }): number[];
   /** Whole-sequence decode (BOS/EOS/control tokens omitted; SentencePiece's leading-space rule). */
   decode(ids: readonly number[]): string;
-  /** Streaming decoder; concatenated output equals decode(all ids). */
-  decoder(): TokenDecoder;
+  /**
+   * Streaming decoder; concatenated output equals decode(all ids). With `continuing`, the ids
+   * continue earlier text, so a leading space is real and not SentencePiece's dummy prefix.
+   */
+  decoder(options?: { continuing?: boolean }): TokenDecoder;
   /** True for end-of-generation ids (EOS, and `tokenizer.ggml.eot_token_id` / `eom` if present). */
   isEog(id: number): boolean;
   /** The piece string of an id, for debugging/inspect. */
@@ -96,11 +99,18 @@ export function tokenizerFromMetadata(meta: Map<string, GGUFValue>, source?: str
  * @param meta the file's metadata
  * @param source file name for error messages
  */
-export function vocabFromMetadata(meta: Map<string, GGUFValue>, source = "GGUF metadata"): TokenizerVocab {
+export function vocabFromMetadata(
+  meta: Map<string, GGUFValue>,
+  source = "GGUF metadata",
+): TokenizerVocab {
   const m = new MetaReader(meta, source);
   const model = m.string(KEY + "model");
   if (model !== "llama" && model !== "gpt2") {
-    throw m.wrong(KEY + "model", `"${model}"`, `"llama" (SentencePiece) or "gpt2" (byte-level BPE)`);
+    throw m.wrong(
+      KEY + "model",
+      `"${model}"`,
+      `"llama" (SentencePiece) or "gpt2" (byte-level BPE)`,
+    );
   }
   const llama = model === "llama";
   const tokens = m.strings(KEY + "tokens");
@@ -128,15 +138,19 @@ export function vocabFromMetadata(meta: Map<string, GGUFValue>, source = "GGUF m
 
   let types: Uint8Array;
   if (meta.has(KEY + "token_type")) {
-    types = new Uint8Array(m.numbers(KEY + "token_type", n).map((t, i) => {
-      if (!Number.isInteger(t) || t < 0 || t > 6) {
-        throw m.wrong(`${KEY}token_type[${i}]`, `${t}`, "an integer 0..6");
-      }
-      return t;
-    }));
+    types = new Uint8Array(
+      m.numbers(KEY + "token_type", n).map((t, i) => {
+        if (!Number.isInteger(t) || t < 0 || t > 6) {
+          throw m.wrong(`${KEY}token_type[${i}]`, `${t}`, "an integer 0..6");
+        }
+        return t;
+      }),
+    );
   } else {
     types = new Uint8Array(n).fill(TokenType.NORMAL);
-    if (llama) tokens.forEach((t, i) => /^<0x[0-9A-F]{2}>$/.test(t) && (types[i] = TokenType.BYTE));
+    for (let i = 0; llama && i < n; i++) {
+      if (/^<0x[0-9A-F]{2}>$/.test(tokens[i])) types[i] = TokenType.BYTE;
+    }
     types[bos] = TokenType.CONTROL;
     types[eos] = TokenType.CONTROL;
     if (unk !== undefined) types[unk] = TokenType.UNKNOWN;

@@ -23,7 +23,8 @@ export function byteToUnicode(): string[] {
   const table: string[] = new Array(256);
   let extra = 0;
   for (let b = 0; b < 256; b++) {
-    const printable = (b >= 0x21 && b <= 0x7e) || (b >= 0xa1 && b <= 0xac) || (b >= 0xae && b <= 0xff);
+    const printable = (b >= 0x21 && b <= 0x7e) || (b >= 0xa1 && b <= 0xac) ||
+      (b >= 0xae && b <= 0xff);
     table[b] = String.fromCharCode(printable ? b : 256 + extra++);
   }
   return table;
@@ -151,7 +152,9 @@ export class BpeTokenizer implements Tokenizer {
         const type = this.#vocab.types[this.#check(id)];
         const piece = this.#vocab.tokens[id];
         if (type === TokenType.CONTROL) return "";
-        if (type === TokenType.USER_DEFINED || type === TokenType.UNKNOWN) return joiner.text(piece);
+        if (type === TokenType.USER_DEFINED || type === TokenType.UNKNOWN) {
+          return joiner.text(piece);
+        }
         return joiner.bytes(this.#pieceBytes(piece));
       },
       flush: (): string => joiner.flush(),

@@ -141,10 +141,10 @@ export class SpmTokenizer implements Tokenizer {
   }
 
   /** A streaming decoder; see TokenDecoder. */
-  decoder(): TokenDecoder {
+  decoder(options?: { continuing?: boolean }): TokenDecoder {
     const joiner = new ByteTextJoiner();
     // SentencePiece drops the "▁" that starts the first visible piece (the dummy prefix).
-    let atStart = this.#vocab.addSpacePrefix;
+    let atStart = this.#vocab.addSpacePrefix && !options?.continuing;
     return {
       push: (id: number): string => {
         const type = this.#vocab.types[this.#check(id)];

@@ -15,7 +15,9 @@ interface Entry {
 
 /** Highest priority first. */
 const ENTRIES: readonly Entry[] = [
+  { name: "cuda", load: () => import("./cuda/mod.ts") },
   { name: "cpu_x86", load: () => import("./cpu_x86/mod.ts") },
+  { name: "cpu_neon", load: () => import("./cpu_neon/mod.ts") },
   { name: "cpu_scalar", load: () => import("./cpu_scalar/mod.ts") },
   { name: "reference", load: () => import("./reference/mod.ts") },
 ];
@@ -44,11 +46,19 @@ export interface Chosen {
   readonly reason: string;
 }
 
+/** Says why an opened backend cannot run the model at hand, or undefined when it can. */
+export type Requirement = (backend: Backend) => string | undefined;
+
 /**
  * Open the backend named `name` (or `TURBOSPARSE_BACKEND`), else the best-scoring one,
- * falling back down the list when one fails to open.
+ * falling back down the list when one fails to open or does not meet `require`
+ * (e.g. a sparse model on a backend without the sparse ops).
  */
-export async function chooseBackend(name?: string, options?: BackendOptions): Promise<Chosen> {
+export async function chooseBackend(
+  name?: string,
+  options?: BackendOptions,
+  require?: Requirement,
+): Promise<Chosen> {
   const forced = name ?? envBackend();
   if (forced) {
     const e = ENTRIES.find((x) => x.name === forced);
@@ -58,7 +68,13 @@ export async function chooseBackend(name?: string, options?: BackendOptions): Pr
     const plugin = (await e.load()).plugin;
     const probe = await plugin.probe();
     if (probe.score <= 0) throw new Error(`backend "${forced}" cannot run here: ${probe.reason}`);
-    return { backend: await plugin.open(options), reason: `forced (${probe.reason})` };
+    const backend = await plugin.open(options);
+    const unmet = require?.(backend);
+    if (unmet) {
+      backend.close?.();
+      throw new Error(`backend "${forced}" cannot run this model: ${unmet}`);
+    }
+    return { backend, reason: `forced (${probe.reason})` };
   }
   const ranked = (await probeAll()).filter((p) => p.probe.score > 0)
     .sort((a, b) => b.probe.score - a.probe.score);
@@ -67,6 +83,12 @@ export async function chooseBackend(name?: string, options?: BackendOptions): Pr
     const e = ENTRIES.find((x) => x.name === r.name)!;
     try {
       const backend = await (await e.load()).plugin.open(options);
+      const unmet = require?.(backend);
+      if (unmet) {
+        backend.close?.();
+        failures.push(`${r.name} (${unmet})`);
+        continue;
+      }
       const why = failures.length ? `; skipped ${failures.join("; ")}` : "";
       return { backend, reason: `best probe score ${r.probe.score}: ${r.probe.reason}${why}` };
     } catch (err) {

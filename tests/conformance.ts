@@ -11,11 +11,24 @@
  * @module
  */
 
-import type { Backend, Buf, Glu, Weight } from "../core/backend.ts";
+import { type Backend, type Glu, hasSparseOps } from "../core/backend.ts";
 import { DType, dtypeName } from "../core/dtype.ts";
-import { quantize } from "../core/quant.ts";
 import { plugin as referencePlugin } from "../plugins/reference/mod.ts";
 import { chooseBackend, probeAll } from "../plugins/registry.ts";
+import {
+  type ConformanceCase,
+  GUARD,
+  GUARD_VALUE,
+  normals,
+  output,
+  result,
+  seedOf,
+  upload,
+  weightOf,
+} from "./_conformance_util.ts";
+import { sparseCases } from "./_conformance_sparse.ts";
+
+export { type ConformanceCase, normals } from "./_conformance_util.ts";
 
 /**
  * Allowed error per op, relative to the output's max magnitude.
@@ -55,73 +68,6 @@ export const WEIGHT_TYPES: readonly DType[] = [
 ];
 
 /** One check: `op` runs on a backend and returns its output, compared with the reference. */
-export interface ConformanceCase {
-  readonly name: string;
-  /** Allowed error relative to the reference output's max magnitude. */
-  readonly tolerance: number;
-  /**
-   * A floor under that magnitude: the typical output size for these random inputs, so that one
-   * output which happens to cancel to near zero does not inflate the relative error.
-   */
-  readonly minScale?: number;
-  op(b: Backend): Float32Array;
-}
-
-/** Guard elements after every output; an op that writes them fails. */
-const GUARD = 8;
-const GUARD_VALUE = 7.25;
-
-/** Deterministic standard-normal values (mulberry32 + Box-Muller), times `scale`. */
-export function normals(n: number, seed: number, scale = 1): Float32Array {
-  let s = seed >>> 0;
-  const next = () => {
-    s = (s + 0x6d2b79f5) >>> 0;
-    let t = Math.imul(s ^ (s >>> 15), 1 | s);
-    t = (t + Math.imul(t ^ (t >>> 7), 61 | t)) ^ t;
-    return ((t ^ (t >>> 14)) >>> 0) / 2 ** 32;
-  };
-  const out = new Float32Array(n);
-  for (let i = 0; i < n; i++) {
-    const u = 1 - next(); // (0, 1], so log() stays finite
-    out[i] = scale * Math.sqrt(-2 * Math.log(u)) * Math.cos(2 * Math.PI * next());
-  }
-  return out;
-}
-
-/** FNV-1a of the case name: each case gets its own inputs, the same on every run. */
-function seedOf(name: string): number {
-  let h = 0x811c9dc5;
-  for (let i = 0; i < name.length; i++) h = Math.imul(h ^ name.charCodeAt(i), 0x01000193);
-  return h >>> 0;
-}
-
-function upload(b: Backend, values: Float32Array): Buf {
-  const buf = b.alloc(values.length);
-  b.write(buf, values);
-  return buf;
-}
-
-/** An output of `n` elements pre-filled with NaN, followed by guard elements. */
-function output(b: Backend, n: number): Buf {
-  const buf = b.alloc(n + GUARD);
-  const init = new Float32Array(n + GUARD).fill(NaN);
-  init.fill(GUARD_VALUE, n);
-  b.write(buf, init);
-  return buf;
-}
-
-/** The first `n` elements of `buf`; throws when the op wrote into the guard. */
-function result(b: Backend, buf: Buf, n: number, op: string): Float32Array {
-  const all = b.read(buf, 0, n + GUARD);
-  for (let i = n; i < n + GUARD; i++) {
-    if (all[i] !== GUARD_VALUE) throw new Error(`${op} wrote past its output (element ${i})`);
-  }
-  return all.slice(0, n);
-}
-
-function weightOf(b: Backend, type: DType, shape: number[], values: Float32Array): Weight {
-  return b.weight({ name: `w.${dtypeName(type)}`, type, shape, data: quantize(type, values) });
-}
 
 function matmulCase(type: DType, rows: number, cols: number, nTok: number): ConformanceCase {
   const name = `matmul ${dtypeName(type)} [${rows}, ${cols}] nTok=${nTok}`;
@@ -323,6 +269,7 @@ export function conformanceCases(): ConformanceCase[] {
     cases.push(gluCase(kind, 1000), gluCase(kind, 4097));
   }
   cases.push(copyCase(100, 3, 17), copyCase(4096, 0, 0));
+  cases.push(...sparseCases());
   return cases;
 }
 
@@ -351,10 +298,14 @@ export function runCase(c: ConformanceCase, backend: Backend, reference: Backend
   }
 }
 
-/** Names of the cases `backend` fails, each with its error message. */
+/**
+ * Names of the cases `backend` fails, each with its error message. Sparse cases are left out
+ * for a backend without the sparse ops.
+ */
 export function failures(backend: Backend, reference: Backend): Map<string, string> {
   const out = new Map<string, string>();
   for (const c of conformanceCases()) {
+    if (c.sparse && !hasSparseOps(backend)) continue;
     try {
       runCase(c, backend, reference);
     } catch (err) {
@@ -383,8 +334,14 @@ export async function conformance(backendName: string): Promise<void> {
     const backend = (await chooseBackend(backendName)).backend;
     const reference = await referencePlugin.open();
     try {
+      const sparse = hasSparseOps(backend);
       for (const c of conformanceCases()) {
-        await t.step(c.name, () => runCase(c, backend, reference));
+        const skip = c.sparse && !sparse;
+        await t.step({
+          name: skip ? `${c.name} — skipped: no sparse FFN ops yet` : c.name,
+          ignore: skip,
+          fn: () => runCase(c, backend, reference),
+        });
       }
     } finally {
       backend.close?.();

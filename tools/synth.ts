@@ -1,6 +1,7 @@
 /**
  * Synthetic random-weight models in llama.cpp's llama/Mistral GGUF layout (optionally Mixtral
- * experts), for tests, benchmarks and the demo. Weights are seeded and deterministic, scaled
+ * experts), or in PowerInfer's sparse layout with random predictors (`layout: "powerinfer"`,
+ * also with experts: the project's sparse MoE layout), for tests, benchmarks and the demo. Weights are seeded and deterministic, scaled
  * by 1/sqrt(fan_in) so activations stay O(1); norms are F32 near 1. Large files stream to disk
  * one tensor at a time (a 7B F16 model is ~14 GB).
  *
@@ -8,6 +9,8 @@
  * ```sh
  * deno run --allow-write tools/synth.ts --out build/tiny.gguf --dtype f16 --seed 1
  * deno run --allow-write tools/synth.ts --out build/7b.gguf --preset 7b --dtype f16
+ * deno run --allow-write tools/synth.ts --out build/sparse.gguf --arch bamboo --layout powerinfer \
+ *   --rank 64 --active-fraction 0.1
  * ```
  *
  * @example
@@ -31,10 +34,17 @@ import {
   writeGGUF,
 } from "../core/gguf_write.ts";
 import { type Init, randomTensor, streamSeed } from "./_synth_fill.ts";
+import {
+  checkSparse,
+  planFFN,
+  scaled,
+  sparseMetadata,
+  type SparseSynthOptions,
+} from "./_synth_sparse.ts";
 import { llamaVocab } from "./_synth_vocab.ts";
 
 /** Shape and storage of a synthetic model; every field has a small default. */
-export interface SynthOptions {
+export interface SynthOptions extends SparseSynthOptions {
   readonly arch?: "llama" | "bamboo";
   readonly nEmbd?: number;
   readonly nFF?: number;
@@ -50,7 +60,7 @@ export interface SynthOptions {
   readonly seed?: number;
   /** Omit output.weight: logits reuse token_embd. */
   readonly tied?: boolean;
-  /** Mixtral experts per layer (llama arch); absent or 0 means a dense FFN. */
+  /** Experts per layer (Mixtral; or bamboo with layout "powerinfer"); 0 means a dense FFN. */
   readonly nExpert?: number;
   readonly nExpertUsed?: number;
   readonly magic?: "GGUF" | "PWRI";
@@ -61,7 +71,9 @@ export interface SynthOptions {
 }
 
 /** A tiny default model: fast to build, big enough to exercise every tensor. */
-export const TINY: Required<Omit<SynthOptions, "onProgress" | "alignment" | "magic">> = {
+export const TINY: Required<
+  Omit<SynthOptions, "onProgress" | "alignment" | "magic" | keyof SparseSynthOptions>
+> = {
   arch: "llama",
   nEmbd: 64,
   nFF: 128,
@@ -99,11 +111,12 @@ const FILE_TYPE: Record<number, number> = {
   [DType.BF16]: 32,
 };
 
-type Resolved = typeof TINY & Pick<SynthOptions, "magic" | "alignment">;
+type Resolved = typeof TINY & Pick<SynthOptions, "magic" | "alignment"> & SparseSynthOptions;
 
 /** Defaults filled in and every size checked; throws naming the option. */
 function resolve(o: SynthOptions): Resolved {
-  const r: Resolved = { ...TINY, ...withoutUndefined(o) };
+  const pwri = o.layout === "powerinfer" ? { magic: "PWRI" as const } : {};
+  const r: Resolved = { ...TINY, ...pwri, ...withoutUndefined(o) };
   const ints = ["nEmbd", "nFF", "nLayer", "nHead", "nKV", "nCtx", "nVocab"] as const;
   for (const k of ints) {
     if (!Number.isInteger(r[k]) || r[k] < 1) {
@@ -134,8 +147,11 @@ function resolve(o: SynthOptions): Resolved {
     }
   }
   if (r.nExpert < 0 || !Number.isInteger(r.nExpert)) throw new Error(`synth: nExpert must be >= 0`);
+  if (r.layout === "powerinfer") checkSparse(r);
   if (r.nExpert > 0) {
-    if (r.arch !== "llama") throw new Error(`synth: experts need arch "llama", got "${r.arch}"`);
+    if (r.arch !== "llama" && r.layout !== "powerinfer") {
+      throw new Error(`synth: experts need arch "llama" or layout "powerinfer", got "${r.arch}"`);
+    }
     if (r.nExpertUsed < 1 || r.nExpertUsed > r.nExpert) {
       throw new Error(
         `synth: nExpertUsed must be in 1..nExpert (${r.nExpert}), got ${r.nExpertUsed}`,
@@ -178,6 +194,7 @@ function metadata(r: Resolved): MetaEntry[] {
     entries.push(meta.u32(`${a}.expert_count`, r.nExpert));
     entries.push(meta.u32(`${a}.expert_used_count`, r.nExpertUsed));
   }
+  entries.push(...sparseMetadata(r));
   entries.push(
     meta.str("tokenizer.ggml.model", "llama"),
     meta.arr("tokenizer.ggml.tokens", GGUFType.STRING, vocab.tokens),
@@ -198,16 +215,11 @@ interface Planned {
   readonly init: Init;
 }
 
-/** Uniform with standard deviation 1/sqrt(fanIn): half-width sqrt(3 / fanIn). */
-function scaled(fanIn: number): Init {
-  return { center: 0, halfWidth: Math.sqrt(3 / fanIn) };
-}
-
 const NORM: Init = { center: 1, halfWidth: 0.1 };
 
 /** Every tensor in file order, with llama.cpp's names and shapes (outermost first). */
 function plan(r: Resolved): Planned[] {
-  const { nEmbd, nFF, nVocab, dtype } = r;
+  const { nEmbd, nVocab, dtype } = r;
   const qDim = r.nHead * (nEmbd / r.nHead);
   const kvDim = r.nKV * (nEmbd / r.nHead);
   const out: Planned[] = [];
@@ -223,17 +235,7 @@ function plan(r: Resolved): Planned[] {
     add(`${b}.attn_v.weight`, dtype, [kvDim, nEmbd], scaled(nEmbd));
     add(`${b}.attn_output.weight`, dtype, [nEmbd, qDim], scaled(qDim));
     add(`${b}.ffn_norm.weight`, DType.F32, [nEmbd], NORM);
-    if (r.nExpert > 0) {
-      const e = r.nExpert;
-      add(`${b}.ffn_gate_inp.weight`, DType.F32, [e, nEmbd], scaled(nEmbd)); // [n_expert, n_embd]
-      add(`${b}.ffn_gate_exps.weight`, dtype, [e, nFF, nEmbd], scaled(nEmbd));
-      add(`${b}.ffn_up_exps.weight`, dtype, [e, nFF, nEmbd], scaled(nEmbd));
-      add(`${b}.ffn_down_exps.weight`, dtype, [e, nEmbd, nFF], scaled(nFF));
-    } else {
-      add(`${b}.ffn_gate.weight`, dtype, [nFF, nEmbd], scaled(nEmbd));
-      add(`${b}.ffn_up.weight`, dtype, [nFF, nEmbd], scaled(nEmbd));
-      add(`${b}.ffn_down.weight`, dtype, [nEmbd, nFF], scaled(nFF));
-    }
+    planFFN(r, l, add);
   }
   add("output_norm.weight", DType.F32, [nEmbd], NORM);
   if (!r.tied) add("output.weight", dtype, [nVocab, nEmbd], scaled(nEmbd));
@@ -295,6 +297,9 @@ async function main(args: string[]): Promise<void> {
       "experts-used": { type: "string" },
       seed: { type: "string" },
       magic: { type: "string" },
+      layout: { type: "string" },
+      rank: { type: "string" },
+      "active-fraction": { type: "string" },
       tied: { type: "boolean" },
       quiet: { type: "boolean" },
     },
@@ -315,6 +320,9 @@ async function main(args: string[]): Promise<void> {
   if (values.magic !== undefined && values.magic !== "GGUF" && values.magic !== "PWRI") {
     throw new Error(`synth: --magic must be "GGUF" or "PWRI", got "${values.magic}"`);
   }
+  if (values.layout !== undefined && values.layout !== "dense" && values.layout !== "powerinfer") {
+    throw new Error(`synth: --layout must be "dense" or "powerinfer", got "${values.layout}"`);
+  }
   const start = performance.now();
   let lastLog = 0;
   const o: SynthOptions = {
@@ -333,6 +341,9 @@ async function main(args: string[]): Promise<void> {
       nExpertUsed: num("experts-used", values["experts-used"]),
       seed: num("seed", values.seed),
       magic: values.magic as SynthOptions["magic"],
+      layout: values.layout as SynthOptions["layout"],
+      rank: num("rank", values.rank),
+      activeFraction: num("active-fraction", values["active-fraction"]),
       tied: values.tied,
     }),
     onProgress: values.quiet ? undefined : (done, total) => {

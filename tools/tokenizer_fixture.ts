@@ -137,9 +137,9 @@ async function heldOutLines(count: number): Promise<string[]> {
   const seen = new Set<string>();
   for (const f of (await copyrightFiles()).reverse()) {
     for (const line of (await readIfPresent(f)).split("\n")) {
+      if (seen.size >= count) return [...seen];
       if (line.trim() === "" || line.length > 200 || line.includes("\r")) continue;
       seen.add(line);
-      if (seen.size === count) return [...seen];
     }
   }
   return [...seen];
@@ -198,7 +198,9 @@ async function makeFixture(
   const idsText = encoded.map((c) => c.ids.join(" ")).join("\n") + "\n";
   const roundTrip = (await run("spm_decode", [...model, "--input_format=id"], idsText)).split("\n");
   // spm_decode's output, kept only where it differs from the text (the "▁" text does).
-  encoded.forEach((c, i) => roundTrip[i] !== c.text && Object.assign(c, { decoded: roundTrip[i] }));
+  const withDecoded = encoded.map((c, i) =>
+    roundTrip[i] === c.text ? c : { ...c, decoded: roundTrip[i] }
+  );
 
   const decodeIds = DECODE_PIECES.map((ps) => ps.map((p) => tokens.indexOf(p)))
     .filter((ids) => !ids.includes(-1));
@@ -216,7 +218,7 @@ async function makeFixture(
     tokens,
     scores,
     types: tokens.map(pieceType),
-    encoded,
+    encoded: withDecoded,
     decoded,
   };
   await Deno.writeTextFile(new URL(`${name}.json`, OUT_DIR), JSON.stringify(fixture) + "\n");
@@ -227,7 +229,9 @@ async function makeFixture(
 
 if (import.meta.main) {
   const keep = Deno.args.indexOf("--keep");
-  const tmp = keep >= 0 ? Deno.args[keep + 1] : await Deno.makeTempDir({ prefix: "tokenizer_fixture_" });
+  const tmp = keep >= 0
+    ? Deno.args[keep + 1]
+    : await Deno.makeTempDir({ prefix: "tokenizer_fixture_" });
   await Deno.mkdir(tmp, { recursive: true });
   const corpus = `${tmp}/corpus.txt`;
   await buildCorpus(corpus, 3_000_000);

@@ -10,6 +10,7 @@
 #include "ts.h"
 
 #include <pthread.h>
+#include <sched.h>
 #include <stdatomic.h>
 #include <stdlib.h>
 
@@ -24,6 +25,9 @@
 
 /* Pause iterations a worker spins before sleeping (about 0.2-2 ms). */
 #define TS_SPIN 30000
+/* Spins between sched_yield() calls: on an oversubscribed machine (or under qemu) a spinning
+ * thread must not hold the core the thread it waits for needs. */
+#define TS_YIELD_EVERY 256
 
 static struct {
   int n; /* threads including the caller */
@@ -52,7 +56,8 @@ static void *worker(void *arg) {
     while (atomic_load_explicit(&P.gen, memory_order_acquire) == seen) {
       if (atomic_load_explicit(&P.stop, memory_order_relaxed)) return NULL;
       if (++spins < TS_SPIN) {
-        TS_RELAX();
+        if (spins % TS_YIELD_EVERY == 0) sched_yield();
+        else TS_RELAX();
         continue;
       }
       pthread_mutex_lock(&P.mu);
@@ -129,7 +134,10 @@ void ts_parallel(ts_task task, void *ctx) {
     pthread_mutex_unlock(&P.mu);
   }
   task(ctx, 0, P.n);
-  while (atomic_load_explicit(&P.pending, memory_order_acquire) > 0) TS_RELAX();
+  for (int spins = 1; atomic_load_explicit(&P.pending, memory_order_acquire) > 0; spins++) {
+    if (spins % TS_YIELD_EVERY == 0) sched_yield();
+    else TS_RELAX();
+  }
 }
 
 int64_t ts_claim(int64_t *counter, int64_t chunk) {

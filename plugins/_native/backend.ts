@@ -66,7 +66,14 @@ export class NativeWeight implements Weight {
   }
 }
 
-type MatmulFn = (o: Float32Array, w: Uint8Array, x: Float32Array, r: number, c: number, n: number) => void;
+type MatmulFn = (
+  o: Float32Array,
+  w: Uint8Array,
+  x: Float32Array,
+  r: number,
+  c: number,
+  n: number,
+) => void;
 
 /** The Backend of one opened native library. */
 export class NativeBackend implements Backend {
@@ -74,7 +81,10 @@ export class NativeBackend implements Backend {
   readonly #lib: NativeLib;
   readonly #release: () => void;
   readonly #matmul: Record<number, MatmulFn>;
-  readonly #embed: Record<number, MatmulFn | ((o: Float32Array, w: Uint8Array, t: Int32Array, n: number, c: number) => void)>;
+  readonly #embed: Record<
+    number,
+    MatmulFn | ((o: Float32Array, w: Uint8Array, t: Int32Array, n: number, c: number) => void)
+  >;
   #closed = false;
 
   /** `release` is called once by close() (the loader refcounts the library). */
@@ -154,10 +164,18 @@ export class NativeBackend implements Backend {
     for (let t = 0; t < tokens.length; t++) {
       const id = tokens[t];
       if (id < 0 || id >= w.rows) {
-        throw new Error(`${this.name} embed: token ${id} at ${t} is outside [0, ${w.rows}) of ${w.name}`);
+        throw new Error(
+          `${this.name} embed: token ${id} at ${t} is outside [0, ${w.rows}) of ${w.name}`,
+        );
       }
     }
-    const fn = this.#embed[w.type] as (o: Float32Array, w: Uint8Array, t: Int32Array, n: number, c: number) => void;
+    const fn = this.#embed[w.type] as (
+      o: Float32Array,
+      w: Uint8Array,
+      t: Int32Array,
+      n: number,
+      c: number,
+    ) => void;
     if (tokens.length > 0) fn(o, w.data, tokens, tokens.length, w.cols);
   }
 
@@ -165,7 +183,9 @@ export class NativeBackend implements Backend {
     const o = this.#buf("matmul", "out", out);
     const xs = this.#buf("matmul", "x", x);
     const m = this.#weight("matmul", w);
-    if (m.type === DType.I32) throw new Error(`${this.name} matmul: ${m.name} is I32, not a weight`);
+    if (m.type === DType.I32) {
+      throw new Error(`${this.name} matmul: ${m.name} is I32, not a weight`);
+    }
     if (o.buffer === xs.buffer) throw new Error(`${this.name} matmul: out must not alias x`);
     this.#count("matmul", "nTok", nTok);
     this.#fits("matmul", "x", xs, nTok * m.cols);
@@ -191,7 +211,9 @@ export class NativeBackend implements Backend {
     this.#count("rope", "headDim", headDim);
     this.#count("rope", "pos0", pos0);
     if (p.dim % 2 !== 0 || p.dim < 0 || p.dim > headDim) {
-      throw new Error(`${this.name} rope: dim ${p.dim} must be even and at most headDim ${headDim}`);
+      throw new Error(
+        `${this.name} rope: dim ${p.dim} must be even and at most headDim ${headDim}`,
+      );
     }
     this.#fits("rope", "x", xs, nTok * nHead * headDim);
     if (nTok * nHead * headDim > 0) {
@@ -236,7 +258,9 @@ export class NativeBackend implements Backend {
       : kind === "drelu"
       ? s.ts_glu_f32_drelu
       : null;
-    if (!fn) throw new Error(`${this.name} glu: unknown kind "${kind}", expected swiglu, reglu or drelu`);
+    if (!fn) {
+      throw new Error(`${this.name} glu: unknown kind "${kind}", expected swiglu, reglu or drelu`);
+    }
     if (n > 0) fn(o, g, u, n);
   }
 
@@ -256,7 +280,9 @@ export class NativeBackend implements Backend {
 
   #buf(op: string, arg: string, b: Buf): Float32Array {
     if (this.#closed) throw new Error(`${this.name} ${op}: backend is closed`);
-    if (!(b instanceof NativeBuf)) throw new Error(`${this.name} ${op}: ${arg} is not a ${this.name} buffer`);
+    if (!(b instanceof NativeBuf)) {
+      throw new Error(`${this.name} ${op}: ${arg} is not a ${this.name} buffer`);
+    }
     return b.data;
   }
 
@@ -274,6 +300,8 @@ export class NativeBackend implements Backend {
   }
 
   #fits(op: string, arg: string, a: Float32Array, need: number): void {
-    if (a.length < need) throw new Error(`${this.name} ${op}: ${arg} has ${a.length} elements, needs ${need}`);
+    if (a.length < need) {
+      throw new Error(`${this.name} ${op}: ${arg} has ${a.length} elements, needs ${need}`);
+    }
   }
 }

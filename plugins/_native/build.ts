@@ -52,21 +52,21 @@ function rel(path: string): string {
 /** Hash of everything that goes into a library: sources, shared header, flags. */
 export async function buildId(spec: LibSpec): Promise<string> {
   const parts: string[] = [`abi ${ABI_VERSION}`, COMMON.join(" ")];
-  for (const f of ["ts.h", ...spec.sources.map((s) => s.file)]) {
+  for (const f of ["ts.h", "neon.h", ...spec.sources.map((s) => s.file)]) {
     parts.push(f, await Deno.readTextFile(new URL(f, KERNELS)));
   }
   for (const s of spec.sources) parts.push(s.flags.join(" "));
   const digest = await crypto.subtle.digest("SHA-256", new TextEncoder().encode(parts.join("\n")));
-  return [...new Uint8Array(digest).slice(0, 8)].map((b) => b.toString(16).padStart(2, "0")).join("");
+  return [...new Uint8Array(digest).slice(0, 8)].map((b) => b.toString(16).padStart(2, "0")).join(
+    "",
+  );
 }
 
 /** The C compiler to use: `$CC` when set and readable, else `cc`. */
 export function defaultCC(): string {
-  try {
-    return Deno.env.get("CC") || "cc";
-  } catch {
-    return "cc"; // no --allow-env
-  }
+  // Query first: reading an ungranted variable would prompt on a terminal.
+  if (Deno.permissions.querySync({ name: "env", variable: "CC" }).state !== "granted") return "cc";
+  return Deno.env.get("CC") || "cc";
 }
 
 /** True when `cc --version` runs. */
@@ -176,10 +176,14 @@ if (import.meta.main) {
   };
   const cc = flag("--cc");
   const arch = flag("--arch") ?? Deno.build.arch;
-  const names = args.length ? args : LIBS.filter((s) => !s.arch || s.arch === arch).map((s) => s.name);
+  const names = args.length
+    ? args
+    : LIBS.filter((s) => !s.arch || s.arch === arch).map((s) => s.name);
   for (const name of names) {
     const spec = LIBS.find((s) => s.name === name);
-    if (!spec) throw new Error(`unknown library "${name}": expected ${LIBS.map((s) => s.name).join(", ")}`);
+    if (!spec) {
+      throw new Error(`unknown library "${name}": expected ${LIBS.map((s) => s.name).join(", ")}`);
+    }
     console.log(`built ${rel(await buildLibrary(spec, { cc, arch }))}`);
   }
 }

@@ -23,7 +23,12 @@ export const SCALAR: LibSpec = {
 };
 
 /** x86-64 AVX2+FMA+F16C; 256-bit vectors won on Zen (see BENCHMARKS.md). */
-export const X86_FLAGS: readonly string[] = ["-mavx2", "-mfma", "-mf16c", "-mprefer-vector-width=256"];
+export const X86_FLAGS: readonly string[] = [
+  "-mavx2",
+  "-mfma",
+  "-mf16c",
+  "-mprefer-vector-width=256",
+];
 
 /** AVX2 kernels with runtime dispatch; needs avx2, fma and f16c (the probe checks). */
 export const X86: LibSpec = {

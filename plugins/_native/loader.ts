@@ -7,7 +7,7 @@
  */
 
 import type { BackendOptions } from "../../core/backend.ts";
-import { hasCompiler, type LibSpec, libPath, loadLibrary } from "./build.ts";
+import { hasCompiler, libPath, type LibSpec, loadLibrary } from "./build.ts";
 import { NativeBackend } from "./backend.ts";
 import type { NativeLib } from "./symbols.ts";
 
@@ -61,8 +61,12 @@ export async function openBackend(
 /** Why FFI cannot be used here, or null when it can. */
 export function ffiBlocked(): string | null {
   if (typeof Deno?.dlopen !== "function") return "Deno.dlopen is unavailable";
-  if (Deno.permissions.querySync({ name: "ffi" }).state !== "granted") return "--allow-ffi not granted";
-  if (Deno.build.os !== "linux" && Deno.build.os !== "darwin") return `unsupported OS ${Deno.build.os}`;
+  if (Deno.permissions.querySync({ name: "ffi" }).state !== "granted") {
+    return "--allow-ffi not granted";
+  }
+  if (Deno.build.os !== "linux" && Deno.build.os !== "darwin") {
+    return `unsupported OS ${Deno.build.os}`;
+  }
   if (Deno.build.arch !== "x86_64" && Deno.build.arch !== "aarch64") {
     return `unsupported architecture ${Deno.build.arch}`;
   }

@@ -5,7 +5,10 @@
  * @module
  */
 
-const MATMUL = { parameters: ["buffer", "buffer", "buffer", "i32", "i32", "i32"], result: "void" } as const;
+const MATMUL = {
+  parameters: ["buffer", "buffer", "buffer", "i32", "i32", "i32"],
+  result: "void",
+} as const;
 const EMBED = { parameters: ["buffer", "buffer", "buffer", "i32", "i32"], result: "void" } as const;
 const BINARY = { parameters: ["buffer", "buffer", "buffer", "i32"], result: "void" } as const;
 
@@ -30,7 +33,10 @@ export const SYMBOLS = {
   ts_matmul_q8_0: MATMUL,
   ts_matmul_q4_0: MATMUL,
   // out, x, w, nTok, n, eps
-  ts_rmsnorm_f32: { parameters: ["buffer", "buffer", "buffer", "i32", "i32", "f32"], result: "void" },
+  ts_rmsnorm_f32: {
+    parameters: ["buffer", "buffer", "buffer", "i32", "i32", "f32"],
+    result: "void",
+  },
   // x, nTok, nHead, headDim, pos0, dim, base
   ts_rope_f32: { parameters: ["buffer", "i32", "i32", "i32", "i32", "i32", "f64"], result: "void" },
   // out, q, k, v, nTok, pos0, nHead, nKV, headDim, scale

@@ -52,7 +52,13 @@ export async function demoCommand(args: string[]): Promise<void> {
   }
   const model = await openModel(p, path);
   try {
-    const opts = { maxTokens: 64, temperature: 0.7, seed: 1, ...defined(samplingOptions(p)) };
+    const opts = {
+      maxTokens: 64,
+      temperature: 0.7,
+      seed: 1,
+      sparsity: { compareOracle: true },
+      ...defined(samplingOptions(p)),
+    };
     await streamGeneration(model, str(p, "prompt") ?? PROMPT, opts, true);
   } finally {
     model.close();

@@ -6,6 +6,8 @@
 
 import { loadModel } from "../../mod.ts";
 import type { GenerateOptions, Model } from "../../mod.ts";
+import { PREDICTOR_KINDS, type PredictorKind } from "../../core/predictor.ts";
+import { formatSparsity } from "./sparsity.ts";
 import { type Flags, num, parse, str, usage } from "./args.ts";
 import { progressBar } from "./progress.ts";
 
@@ -27,13 +29,16 @@ export const GENERATE_FLAGS: Flags = {
   backend: { type: "string", short: "b", help: "backend name (default: best available)" },
   threads: { type: "string", help: "CPU threads (default: all cores)" },
   ctx: { type: "string", help: "context length (default 2048)" },
-  stats: { type: "boolean", help: "print timings and backend after the text" },
+  stats: { type: "boolean", help: "print timings, backend and sparsity after the text" },
+  predictor: { type: "string", help: "sparse FFN predictor: lowrank | oracle | dense | cats" },
+  "compare-oracle": { type: "boolean", help: "with --stats: predictor recall and precision" },
   help: { type: "boolean", short: "h", help: "show this help" },
 };
 
-/** Sampling options from parsed flags. */
+/** Sampling options (and sparsity statistics with --stats) from parsed flags. */
 export function samplingOptions(p: ReturnType<typeof parse>): GenerateOptions {
   return {
+    sparsity: p.values.stats ? { compareOracle: p.values["compare-oracle"] === true } : undefined,
     maxTokens: num(p, "max-tokens"),
     temperature: num(p, "temperature"),
     topK: num(p, "top-k"),
@@ -47,8 +52,13 @@ export function samplingOptions(p: ReturnType<typeof parse>): GenerateOptions {
 /** Load a model with a progress bar on a terminal. */
 export async function openModel(p: ReturnType<typeof parse>, path: string): Promise<Model> {
   const bar = progressBar(`loading ${path}`);
+  const predictor = str(p, "predictor");
+  if (predictor !== undefined && !(PREDICTOR_KINDS as readonly string[]).includes(predictor)) {
+    throw new Error(`--predictor must be one of ${PREDICTOR_KINDS.join(", ")}, got "${predictor}"`);
+  }
+  let model: Model;
   try {
-    return await loadModel(path, {
+    model = await loadModel(path, {
       backend: str(p, "backend"),
       threads: num(p, "threads"),
       contextLength: num(p, "ctx"),
@@ -57,6 +67,15 @@ export async function openModel(p: ReturnType<typeof parse>, path: string): Prom
   } finally {
     bar.end();
   }
+  if (predictor !== undefined) {
+    try {
+      model.setPredictor(predictor as PredictorKind);
+    } catch (err) {
+      model.close();
+      throw err;
+    }
+  }
+  return model;
 }
 
 /** Stream the generation to stdout; print stats to stderr when asked. */
@@ -81,6 +100,7 @@ export async function streamGeneration(
         `(${s.decodeTokensPerSecond.toFixed(1)} tokens/s)\n` +
         `stopped   ${s.stopReason}`,
     );
+    if (s.sparsity) console.error(formatSparsity(s.sparsity));
   }
 }
 

@@ -25,7 +25,9 @@ const NEEDED = ["avx2", "fma", "f16c"] as const;
 export const plugin: BackendPlugin = {
   name: "cpu_x86",
   async probe(): Promise<Probe> {
-    if (Deno.build.arch !== "x86_64") return { score: 0, reason: `not x86-64 (${Deno.build.arch})` };
+    if (Deno.build.arch !== "x86_64") {
+      return { score: 0, reason: `not x86-64 (${Deno.build.arch})` };
+    }
     const blocked = ffiBlocked();
     if (blocked) return { score: 0, reason: blocked };
     const a = await availability(LIB);

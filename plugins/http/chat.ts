@@ -58,7 +58,6 @@ export function chatHandler(s: ServerState): (c: Context) => Promise<Response> {
     return await respond(
       {
         scheduler: s.scheduler,
-        model: s.model,
         format: chatFormat(s.modelId, includeUsage),
         stream,
         includeUsage,

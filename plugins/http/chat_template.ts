@@ -101,7 +101,10 @@ function compile(name: string, source: string, stops: string[]): ChatTemplate {
   try {
     template = new Template(source);
   } catch (err) {
-    throw new Error(`chat template "${name}" does not parse: ${(err as Error).message}`);
+    throw new Error(
+      `chat template "${name}" does not parse: ${(err as Error).message} ` +
+        `(choose another with --chat-template ${TEMPLATE_NAMES.join("|")})`,
+    );
   }
   return {
     name,

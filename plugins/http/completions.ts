@@ -43,7 +43,6 @@ export function completionsHandler(s: ServerState): (c: Context) => Promise<Resp
     return await respond(
       {
         scheduler: s.scheduler,
-        model: s.model,
         format: completionFormat(s.modelId, includeUsage),
         stream,
         includeUsage,
@@ -65,11 +64,8 @@ export function completionsHandler(s: ServerState): (c: Context) => Promise<Resp
 function checkIds(ids: number[], nVocab: number): number[] {
   const bad = ids.findIndex((id) => id >= nVocab);
   if (bad >= 0) {
-    invalidThrow(`prompt.${bad}`, `token id ${ids[bad]} is outside the vocabulary of ${nVocab}`);
+    const message = `token id ${ids[bad]} is outside the vocabulary of ${nVocab}`;
+    throw invalid(`prompt.${bad}: ${message}`, `prompt.${bad}`);
   }
   return ids;
-}
-
-function invalidThrow(param: string, message: string): never {
-  throw invalid(`${param}: ${message}`, param);
 }

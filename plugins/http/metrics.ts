@@ -30,14 +30,17 @@ export class Metrics {
   promptTokens = 0;
   /** Tokens generated. */
   completionTokens = 0;
-  /** Single-token decode steps and the seconds they took. */
+  /** Single-token decode steps. */
   decodeTokens = 0;
+  /** Seconds the decode steps took. */
   decodeSeconds = 0;
-  /** Prompt tokens prefilled and the seconds it took. */
+  /** Prompt tokens prefilled. */
   prefillTokens = 0;
+  /** Seconds the prefill took. */
   prefillSeconds = 0;
-  /** Requests cancelled by a client disconnect, and stopped by the time limit. */
+  /** Requests cancelled by a client disconnect. */
   cancelled = 0;
+  /** Requests stopped by the time limit. */
   timedOut = 0;
 
   /** @param gauges live values read at render time */
@@ -122,6 +125,7 @@ export class Metrics {
   }
 }
 
+/** Prometheus sample values: Go's float syntax accepts JavaScript's shortest form. */
 function formatValue(v: number): string {
-  return Number.isInteger(v) ? String(v) : v.toPrecision(6);
+  return Number.isNaN(v) ? "NaN" : Number.isFinite(v) ? String(v) : v > 0 ? "+Inf" : "-Inf";
 }

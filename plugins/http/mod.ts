@@ -37,8 +37,11 @@ import type { ServerState } from "./state.ts";
 
 export type { AppOptions, ServerSettings } from "./options.ts";
 export { serverOptionsSchema } from "./options.ts";
-export { Scheduler, sequentialStep } from "./scheduler.ts";
-export type { StepItem, StepRunner } from "./scheduler.ts";
+export { FLUSH_INTERVAL_MS, Scheduler, sequentialStep } from "./scheduler.ts";
+export type { SchedulerOptions, StepItem, StepRunner } from "./scheduler.ts";
+export type { FinishReason, SequenceEvent, SequenceSpec, TokenLogprob, Usage } from "./sequence.ts";
+export type { Sequence } from "./sequence.ts";
+export type { MetricGauges, Metrics } from "./metrics.ts";
 export type { ServerState } from "./state.ts";
 export { BUILTIN_TEMPLATES, TEMPLATE_NAMES } from "./chat_template.ts";
 
@@ -162,7 +165,8 @@ function routes(s: ServerState, settings: ReturnType<typeof parseSettings>): Hon
   });
   app.onError((thrown, c) => {
     const err = toApiError(thrown);
-    if (err.status === 500) {
+    if (!(thrown instanceof ApiError)) {
+      // unexpected: log with the stack (the client gets only the message)
       console.error(`turbosparse serve: ${c.req.method} ${c.req.path}:`, thrown);
     }
     const headers: Record<string, string> = err.status === 429 ? { "retry-after": "1" } : {};
@@ -193,8 +197,11 @@ export interface ServeOptions extends AppOptions {
 
 /** A running server. */
 export interface RunningServer {
+  /** Base URL, e.g. `http://127.0.0.1:8080`. */
   readonly url: string;
+  /** The bound address (the real port when 0 was asked for). */
   readonly addr: Deno.NetAddr;
+  /** Scheduler, metrics and settings behind the app. */
   readonly state: ServerState;
   /** Refuse new requests, end running ones with 503 and stop listening. */
   shutdown(): Promise<void>;

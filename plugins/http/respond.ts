@@ -6,7 +6,6 @@
  * @module
  */
 
-import type { Model } from "../../core/model.ts";
 import type { SamplerOptions } from "../../core/sampler.ts";
 import { ApiError, invalid } from "./errors.ts";
 import type { Formatter } from "./format.ts";
@@ -84,7 +83,6 @@ export function tokenBudget(
 /** What `respond` needs besides the sequence spec. */
 export interface Exchange {
   scheduler: Scheduler;
-  model: Model;
   format: Formatter;
   stream: boolean;
   includeUsage: boolean;
@@ -133,7 +131,7 @@ function streamResponse(x: Exchange, spec: SequenceSpec): Response {
     },
     cancel() {
       open = false;
-      x.scheduler.cancel(seq, "disconnect"); // seq exists: cancel needs the returned body
+      x.scheduler.cancel(seq, "disconnect"); // only runs once the body is returned: seq is set
     },
   });
   const seq: Sequence = x.scheduler.submit(spec, (event) => {
@@ -159,8 +157,22 @@ function streamResponse(x: Exchange, spec: SequenceSpec): Response {
   });
 }
 
-/** Parse a JSON body; a body that is not JSON is a 400 naming the problem. */
+/**
+ * Parse a JSON body. It must be declared `application/json`: that makes a browser preflight
+ * a cross-site request, which fails while CORS is off, so web pages cannot drive a local server.
+ * A body that is not JSON is a 400 naming the problem.
+ */
 export async function readJson(req: Request): Promise<unknown> {
+  const type = req.headers.get("content-type") ?? "";
+  if (!/^application\/json\b/i.test(type)) {
+    throw new ApiError(
+      415,
+      `send the body as JSON with the header 'Content-Type: application/json' (got "${type}")`,
+      "invalid_request_error",
+      null,
+      "unsupported_media_type",
+    );
+  }
   try {
     return await req.json();
   } catch (err) {

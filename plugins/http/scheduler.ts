@@ -1,8 +1,9 @@
 /**
  * The request scheduler: it owns the model. Requests wait in a bounded queue for one of
  * `parallel` slots; active sequences take turns round-robin, one forward each (a prompt chunk
- * or one decode token), with a yield to the event loop after every step so streamed chunks
- * flush and aborts are seen. Every sequence has its own RunState; none touches another's.
+ * or one decode token), with a yield after every step and a full event-loop turn at least every
+ * FLUSH_INTERVAL_MS, so streamed chunks flush and aborts are seen. Every sequence has its own
+ * RunState; none touches another's.
  *
  * Batching later: `StepRunner` takes a list of (state, tokens). Today each call carries one
  * sequence; a continuous-batching runner can take every decoding sequence of a round at once
@@ -20,7 +21,9 @@ import { Sequence, type SequenceEvent, type SequenceSpec } from "./sequence.ts";
 
 /** One forward to run: feed `tokens` to `state`. */
 export interface StepItem {
+  /** The sequence's own KV cache. */
   state: RunState;
+  /** Token ids to append: a prompt chunk or the last sampled token. */
   tokens: number[];
 }
 
@@ -37,14 +40,27 @@ export interface SchedulerOptions {
   parallel: number;
   /** Requests that may wait for a slot; more are refused with 429. */
   maxQueue: number;
+  /** Counters to update (prompt and generated tokens, step times, cancellations). */
   metrics?: Metrics;
   /** How forwards run (default: `sequentialStep`). */
   step?: StepRunner;
 }
 
-/** Let timers, I/O and stream writes run (setTimeout(0) is clamped to milliseconds). */
-function yieldToEventLoop(): Promise<void> {
+/**
+ * Most milliseconds of work between full event-loop turns. Deno's HTTP writes and reads
+ * progress only in a turn that polls I/O, which `setTimeout` gives and `setImmediate` does not
+ * (measured: with `setImmediate` alone, streams arrive in one burst at the end); but a
+ * `setTimeout(0)` costs 1–2 ms, which would halve a small model's throughput if taken after
+ * every step. So: `setImmediate` between steps, a timer turn once this much time has passed.
+ */
+export const FLUSH_INTERVAL_MS = 10;
+
+function immediate(): Promise<void> {
   return new Promise((resolve) => setImmediate(resolve));
+}
+
+function macrotask(): Promise<void> {
+  return new Promise((resolve) => setTimeout(resolve, 0));
 }
 
 /** Queues requests and interleaves their generation on one model. */
@@ -54,8 +70,11 @@ export class Scheduler {
   readonly #step: StepRunner;
   #running = false;
   #closed = false;
+  #lastTurn = 0; // performance.now() of the last full event-loop turn
+  #idleWaiters: (() => void)[] = [];
 
   /**
+   * Create an idle scheduler; it runs only while requests are queued or active.
    * @param model the model every request runs on
    * @param options slots, queue bound, metrics, step runner
    */
@@ -166,6 +185,12 @@ export class Scheduler {
     }
   }
 
+  /** Resolves once nothing is queued or running (the loop has stopped). */
+  idle(): Promise<void> {
+    if (!this.#running) return Promise.resolve();
+    return new Promise((resolve) => this.#idleWaiters.push(resolve));
+  }
+
   /** Refuse new requests and end every queued and active one with 503. */
   close(): void {
     this.#closed = true;
@@ -177,19 +202,28 @@ export class Scheduler {
     }
   }
 
+  /** Let other tasks run; poll I/O (flush streams, read requests, see aborts) every FLUSH_INTERVAL_MS. */
+  async #yield(): Promise<void> {
+    if (performance.now() - this.#lastTurn < FLUSH_INTERVAL_MS) return await immediate();
+    await macrotask();
+    this.#lastTurn = performance.now();
+  }
+
   async #loop(): Promise<void> {
-    await yieldToEventLoop(); // submit() never emits before it returns
+    await macrotask(); // submit() never emits before it returns
+    this.#lastTurn = performance.now();
     for (;;) {
       this.#admit();
       if (this.#active.length === 0) {
         this.#running = false; // decided synchronously, so a later submit restarts the loop
+        for (const resolve of this.#idleWaiters.splice(0)) resolve();
         return;
       }
       for (const seq of [...this.#active]) {
         if (seq.done) continue; // cancelled earlier in this round
         this.#run(seq);
         if (seq.done) this.#remove(seq);
-        await yieldToEventLoop();
+        await this.#yield();
       }
     }
   }
@@ -218,6 +252,7 @@ export class Scheduler {
       const [logits] = this.#step(this.model, [{ state: seq.state!, tokens }]);
       seq.accept(logits, tokens.length);
     } catch (err) {
+      if (!(err instanceof ApiError)) console.error("turbosparse serve: a forward failed:", err);
       seq.fail(toApiError(err));
     }
     const m = this.options.metrics;

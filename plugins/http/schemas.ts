@@ -9,10 +9,14 @@
 import { z } from "zod";
 
 /** A stop string or up to four of them (OpenAI's limit). */
-const stop = z.union([
-  z.string().min(1, "stop strings must not be empty"),
-  z.array(z.string().min(1, "stop strings must not be empty")).max(4, "at most 4 stop sequences"),
-]).nullable().optional();
+const stop = z.union([z.string(), z.array(z.string())], {
+  error: "stop must be a string or a list of strings",
+})
+  .refine((v) => typeof v === "string" || v.length <= 4, { message: "at most 4 stop sequences" })
+  .refine((v) => (typeof v === "string" ? [v] : v).every((s) => s.length > 0), {
+    message: "stop strings must not be empty",
+  })
+  .nullable().optional();
 
 /** Refuse a field unless it holds its "off" value. */
 function unsupported(what: string) {
@@ -56,11 +60,13 @@ const shared = {
 /** Body of `POST /v1/completions`. */
 export const completionRequestSchema = z.object({
   ...shared,
-  prompt: z.union([
-    z.string(),
-    z.array(z.string()).length(1, "only one prompt per request (n = 1)"),
-    z.array(z.number().int().min(0)).min(1, "a token prompt needs at least one token"),
-  ]),
+  prompt: z.union([z.string(), z.array(z.string()), z.array(z.number().int().min(0))], {
+    error: "prompt must be a string, a list of one string, or a list of token ids",
+  })
+    .refine((p) => typeof p === "string" || p.length > 0, { message: "prompt must not be empty" })
+    .refine((p) => typeof p === "string" || typeof p[0] !== "string" || p.length === 1, {
+      message: "only one prompt per request (n = 1)",
+    }),
   /** Top alternatives per token, 0..5 (0 = the chosen token's logprob only). */
   logprobs: z.number().int().min(0).max(5).nullable().optional(),
   echo: unsupported("echo"),

@@ -18,7 +18,9 @@ import { StopMatcher } from "./stop.ts";
 export interface SequenceSpec {
   /** Prompt ids (already checked to fit: prompt + maxTokens ≤ context). */
   promptIds: number[];
+  /** Tokens to generate at most. */
   maxTokens: number;
+  /** Sampler settings (validated by the Sampler). */
   sampling: SamplerOptions;
   /** Stop strings; the output ends before the first one. */
   stops: readonly string[];
@@ -32,9 +34,11 @@ export interface SequenceSpec {
 
 /** The logprob of one generated token and of its best alternatives. */
 export interface TokenLogprob extends TokenText {
+  /** Natural log of the token's probability (temperature 1, before truncation). */
   logprob: number;
   /** Offset of the token's text in the generated text (UTF-16 units). */
   textOffset: number;
+  /** The most likely tokens at this position, best first. */
   top: (TokenText & { logprob: number })[];
 }
 
@@ -43,8 +47,11 @@ export type FinishReason = "stop" | "length";
 
 /** Token counts of a request. */
 export interface Usage {
+  /** Tokens of the prompt (after the chat template). */
   prompt_tokens: number;
+  /** Tokens generated, including any a stop string cut off. */
   completion_tokens: number;
+  /** The sum of both. */
   total_tokens: number;
 }
 

@@ -13,11 +13,15 @@ import type { Scheduler } from "./scheduler.ts";
 
 /** One server's shared state. */
 export interface ServerState {
+  /** The model every request runs on. */
   readonly model: Model;
   /** The id clients send as `model`. */
   readonly modelId: string;
+  /** Owns the model: queues and interleaves requests. */
   readonly scheduler: Scheduler;
+  /** Counters behind `/metrics`. */
   readonly metrics: Metrics;
+  /** Renders chat messages into prompt text. */
   readonly template: ChatTemplate;
   /** Control pieces of the vocabulary, matched in prompt text. */
   readonly specials: Specials;

@@ -9,67 +9,24 @@
  * @module
  */
 
-import type { AttnParams, Backend, Buf, Glu, RopeParams, Weight } from "../../core/backend.ts";
-import { DType, dtypeName, isSupported } from "../../core/dtype.ts";
+import type {
+  AttnParams,
+  Backend,
+  Buf,
+  Glu,
+  IndexBuf,
+  RopeParams,
+  Unary,
+  Weight,
+} from "../../core/backend.ts";
+import { DType } from "../../core/dtype.ts";
 import { dequantize } from "../../core/quant.ts";
-import { numel, type Tensor, tensorBytes } from "../../core/tensor.ts";
+import { numel, type Tensor } from "../../core/tensor.ts";
+import { buf, count, fits, relu, silu, weightOf } from "./_check.ts";
+import { RefBuf, RefIndex, RefWeight } from "./_types.ts";
+import * as sparse from "./sparse.ts";
 
-/** An f32 activation buffer: a plain Float32Array on the host. */
-export class RefBuf implements Buf {
-  /** The elements, `[length]`. */
-  readonly data: Float32Array;
-
-  /** A zeroed buffer of `n` f32 elements. */
-  constructor(n: number) {
-    this.data = new Float32Array(n);
-  }
-
-  /** Number of f32 elements. */
-  get length(): number {
-    return this.data.length;
-  }
-}
-
-/** A weight viewed in place: its encoded bytes plus the row geometry used by the ops. */
-export class RefWeight implements Weight {
-  readonly name: string;
-  readonly type: DType;
-  readonly shape: readonly number[];
-  /** Encoded elements, row after row (a view, never a copy). */
-  readonly data: Uint8Array;
-  /** Elements per row: the innermost dimension. */
-  readonly cols: number;
-  /** Number of rows: every outer dimension multiplied together (1 for a vector). */
-  readonly rows: number;
-  /** Encoded bytes per row. */
-  readonly rowBytes: number;
-
-  /** Wrap `t` without copying; throws when its bytes do not cover its shape. */
-  constructor(t: Tensor) {
-    if (!isSupported(t.type)) {
-      throw new Error(`reference weight ${t.name}: unsupported type ${dtypeName(t.type)}`);
-    }
-    const need = tensorBytes(t.type, t.shape);
-    if (t.data.byteLength < need) {
-      throw new Error(
-        `reference weight ${t.name}: ${dtypeName(t.type)} [${t.shape.join(", ")}] needs ` +
-          `${need} bytes, got ${t.data.byteLength}`,
-      );
-    }
-    this.name = t.name;
-    this.type = t.type;
-    this.shape = [...t.shape];
-    this.data = t.data;
-    this.cols = t.shape.length === 0 ? 1 : t.shape[t.shape.length - 1];
-    this.rows = this.cols === 0 ? 0 : numel(t.shape) / this.cols;
-    this.rowBytes = this.rows === 0 ? 0 : need / this.rows;
-  }
-
-  /** Dequantise row `r` into `out[outOffset .. outOffset + cols]`. */
-  row(r: number, out: Float32Array, outOffset = 0): void {
-    dequantize(this.type, this.data, r * this.rowBytes, this.cols, out, outOffset);
-  }
-}
+export { RefBuf, RefIndex, RefWeight } from "./_types.ts";
 
 /** The pure-TypeScript backend; see the module comment for its numerics. */
 export class ReferenceBackend implements Backend {
@@ -282,42 +239,60 @@ export class ReferenceBackend implements Backend {
         throw new Error(`reference glu: unknown kind "${kind}", expected swiglu, reglu or drelu`);
     }
   }
-}
 
-/** `x · sigmoid(x)`; for very negative x, exp(-x) is Infinity and the result is -0. */
-function silu(x: number): number {
-  return x / (1 + Math.exp(-x));
-}
+  // Sparse FFN and MoE ops: defined in ./sparse.ts.
 
-function relu(x: number): number {
-  return x > 0 ? x : 0;
-}
-
-/** The Float32Array behind a Buf; throws when the Buf came from another backend. */
-function buf(op: string, arg: string, b: Buf): Float32Array {
-  if (!(b instanceof RefBuf)) {
-    throw new Error(`reference ${op}: ${arg} is not a reference buffer`);
+  allocIndex(capacity: number): IndexBuf {
+    count("allocIndex", "capacity", capacity);
+    return new RefIndex(capacity);
   }
-  return b.data;
-}
 
-function weightOf(op: string, w: Weight): RefWeight {
-  if (!(w instanceof RefWeight)) {
-    throw new Error(`reference ${op}: weight ${w.name} was not prepared by the reference backend`);
+  writeIndex(dst: IndexBuf, ids: Int32Array): void {
+    sparse.writeIndex(dst, ids);
   }
-  return w;
-}
 
-/** Throws unless `v` is a non-negative integer. */
-function count(op: string, arg: string, v: number): void {
-  if (!Number.isInteger(v) || v < 0) {
-    throw new Error(`reference ${op}: ${arg} must be a non-negative integer, got ${v}`);
+  readIndex(src: IndexBuf): Int32Array {
+    return sparse.readIndex(src);
   }
-}
 
-/** Throws unless the buffer holds at least `need` elements. */
-function fits(op: string, arg: string, a: Float32Array, need: number): void {
-  if (a.length < need) {
-    throw new Error(`reference ${op}: ${arg} has ${a.length} elements, needs ${need}`);
+  unary(out: Buf, x: Buf, n: number, op: Unary): void {
+    sparse.unary(out, x, n, op);
+  }
+
+  select(idx: IndexBuf, score: Buf, offset: number, n: number, threshold: number): void {
+    sparse.select(idx, score, offset, n, threshold);
+  }
+
+  gluSparse(
+    act: Buf,
+    gate: Weight,
+    up: Weight,
+    x: Buf,
+    xOffset: number,
+    idx: IndexBuf,
+    kind: Glu,
+  ): void {
+    sparse.gluSparse(act, gate, up, x, xOffset, idx, kind);
+  }
+
+  gluSparseGated(
+    act: Buf,
+    gateOut: Buf,
+    gateOffset: number,
+    up: Weight,
+    x: Buf,
+    xOffset: number,
+    idx: IndexBuf,
+    kind: Glu,
+  ): void {
+    sparse.gluSparseGated(act, gateOut, gateOffset, up, x, xOffset, idx, kind);
+  }
+
+  downSparse(out: Buf, outOffset: number, downT: Weight, act: Buf, idx: IndexBuf): void {
+    sparse.downSparse(out, outOffset, downT, act, idx);
+  }
+
+  axpy(out: Buf, outOffset: number, x: Buf, xOffset: number, n: number, alpha: number): void {
+    sparse.axpy(out, outOffset, x, xOffset, n, alpha);
   }
 }

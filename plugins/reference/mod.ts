@@ -15,7 +15,7 @@
 import type { Backend, BackendPlugin, Probe } from "../../core/backend.ts";
 import { ReferenceBackend } from "./backend.ts";
 
-export { RefBuf, ReferenceBackend, RefWeight } from "./backend.ts";
+export { RefBuf, ReferenceBackend, RefIndex, RefWeight } from "./backend.ts";
 
 /** The registry entry of the reference backend; its probe always succeeds with score 1. */
 export const plugin: BackendPlugin = {

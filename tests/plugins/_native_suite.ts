@@ -39,14 +39,24 @@ function equalBits(a: Float32Array, b: Float32Array, what: string): void {
   assert(a.length === b.length, `${what}: lengths ${a.length} and ${b.length}`);
   const ua = new Uint32Array(a.buffer, a.byteOffset, a.length);
   const ub = new Uint32Array(b.buffer, b.byteOffset, b.length);
-  for (let i = 0; i < a.length; i++) assert(ua[i] === ub[i], `${what}: element ${i} is ${a[i]} vs ${b[i]}`);
+  for (let i = 0; i < a.length; i++) {
+    assert(ua[i] === ub[i], `${what}: element ${i} is ${a[i]} vs ${b[i]}`);
+  }
 }
 
-function close(got: Float32Array, want: Float32Array, tol: (i: number) => number, what: string): void {
+function close(
+  got: Float32Array,
+  want: Float32Array,
+  tol: (i: number) => number,
+  what: string,
+): void {
   assert(got.length === want.length, `${what}: lengths ${got.length} and ${want.length}`);
   for (let i = 0; i < got.length; i++) {
     const err = Math.abs(got[i] - want[i]);
-    assert(err <= tol(i), `${what}: element ${i} is ${got[i]}, reference ${want[i]} (err ${err} > ${tol(i)})`);
+    assert(
+      err <= tol(i),
+      `${what}: element ${i} is ${got[i]}, reference ${want[i]} (err ${err} > ${tol(i)})`,
+    );
   }
 }
 
@@ -60,7 +70,14 @@ function run(b: Backend, t: Tensor, x: Float32Array, nTok: number): Float32Array
 }
 
 /** The tolerance of out[t, r] for a matmul of `w` (dequantised) by `x`. */
-function matmulTol(type: DType, wf: Float32Array, x: Float32Array, rows: number, cols: number, quantX: boolean) {
+function matmulTol(
+  type: DType,
+  wf: Float32Array,
+  x: Float32Array,
+  rows: number,
+  cols: number,
+  quantX: boolean,
+) {
   return (i: number): number => {
     const t = Math.floor(i / rows), r = i % rows;
     let mag = 0, qerr = 0;
@@ -81,7 +98,10 @@ function matmulTol(type: DType, wf: Float32Array, x: Float32Array, rows: number,
 }
 
 /** Register the shared tests of a native plugin; skipped with a reason when its probe is 0. */
-export async function nativeSuite(plugin: BackendPlugin, opts: { quantisesX: boolean }): Promise<void> {
+export async function nativeSuite(
+  plugin: BackendPlugin,
+  opts: { quantisesX: boolean },
+): Promise<void> {
   const probe = await plugin.probe();
   const ignore = probe.score <= 0;
   const name = plugin.name;
@@ -112,7 +132,12 @@ export async function nativeSuite(plugin: BackendPlugin, opts: { quantisesX: boo
           const x = rand(nTok * cols, 7 * nTok + cols, 2);
           const want = run(ref, t, x, nTok);
           const got = run(b, t, x, nTok);
-          close(got, want, matmulTol(type, wf, x, rows, cols, opts.quantisesX), `${dtypeName(type)} [${rows}, ${cols}] x${nTok}`);
+          close(
+            got,
+            want,
+            matmulTol(type, wf, x, rows, cols, opts.quantisesX),
+            `${dtypeName(type)} [${rows}, ${cols}] x${nTok}`,
+          );
         }
       }
     });
@@ -143,7 +168,9 @@ export async function nativeSuite(plugin: BackendPlugin, opts: { quantisesX: boo
         }
       }
       const one = new Float32Array(nTok * rows);
-      for (let i = 0; i < nTok; i++) one.set(run(b, t, x.subarray(i * cols, (i + 1) * cols), 1), i * rows);
+      for (let i = 0; i < nTok; i++) {
+        one.set(run(b, t, x.subarray(i * cols, (i + 1) * cols), 1), i * rows);
+      }
       equalBits(one, base, "token by token vs batch");
     });
   }

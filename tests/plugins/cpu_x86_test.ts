@@ -8,7 +8,9 @@ Deno.test("cpu_x86 probe() scores 30 with avx2, fma and f16c, else 0 with a reas
   const p = await plugin.probe();
   if (Deno.build.arch !== "x86_64" && p.score !== 0) throw new Error(`score ${p.score} off x86-64`);
   if (p.score === 30 && !/avx2.*fma.*f16c/.test(p.reason)) throw new Error(`reason "${p.reason}"`);
-  if (p.score !== 30 && (p.score !== 0 || !p.reason)) throw new Error(`score ${p.score} "${p.reason}"`);
+  if (p.score !== 30 && (p.score !== 0 || !p.reason)) {
+    throw new Error(`score ${p.score} "${p.reason}"`);
+  }
 });
 
 Deno.test({

@@ -1,9 +1,10 @@
 import assert from "node:assert/strict";
-import type { Buf } from "../../core/backend.ts";
+import type { Buf, IndexBuf, Weight } from "../../core/backend.ts";
 import { DType, dtypeName, f32ToF16, QK } from "../../core/dtype.ts";
 import { dequantize, quantize } from "../../core/quant.ts";
 import type { Tensor } from "../../core/tensor.ts";
-import { plugin, ReferenceBackend, RefWeight } from "../../plugins/reference/mod.ts";
+import { plugin, RefBuf, ReferenceBackend, RefWeight } from "../../plugins/reference/mod.ts";
+import { failures } from "../conformance.ts";
 
 const be = new ReferenceBackend();
 
@@ -317,3 +318,101 @@ Deno.test("matmul() names the op when a buffer is too small", () => {
   const i32 = be.weight(tensor("ids", DType.I32, [1, 3], [1, 2, 3]));
   assert.throws(() => be.matmul(be.alloc(1), i32, x, 1), /I32/);
 });
+
+// Sparse FFN and MoE ops
+
+function index(ids: number[]) {
+  const idx = be.allocIndex(16);
+  be.writeIndex(idx, Int32Array.from(ids));
+  return idx;
+}
+
+Deno.test("select() lists ids with score ≥ threshold in order, skipping NaN", () => {
+  const idx = be.allocIndex(8);
+  be.select(idx, buf([9, 0.5, 0.2, 0.5, NaN, 1, -3, 0.7]), 1, 6, 0.5);
+  assert.deepEqual([...be.readIndex(idx)], [0, 2, 4]); // scores 0.5, 0.5, 1 at offset 1
+  be.select(idx, buf([0, 0]), 0, 2, 1);
+  assert.deepEqual([...be.readIndex(idx)], []);
+  assert.throws(() => be.select(be.allocIndex(2), buf([1, 1, 1]), 0, 3, 0), /exceeds capacity 2/);
+});
+
+Deno.test("writeIndex() refuses ids that do not ascend or overflow the list", () => {
+  assert.throws(() => be.writeIndex(be.allocIndex(4), Int32Array.from([2, 1])), /must ascend/);
+  assert.throws(() => be.writeIndex(be.allocIndex(1), Int32Array.from([0, 1])), /capacity 1/);
+});
+
+Deno.test("unary() computes relu, |silu| and nonzero", () => {
+  const out = be.alloc(3);
+  be.unary(out, buf([-2, 0, 3]), 3, "relu");
+  assertClose(be.read(out), [0, 0, 3]);
+  be.unary(out, buf([-2, 0, 3]), 3, "abs_silu");
+  assertClose(be.read(out), [2 / (1 + Math.exp(2)), 0, 3 / (1 + Math.exp(-3))]);
+  be.unary(out, buf([-2, 0, 3]), 3, "nonzero");
+  assertClose(be.read(out), [1, 0, 1]);
+});
+
+Deno.test("gluSparse() and downSparse() compute a 3-neuron dReLU FFN by hand", () => {
+  // gate, up, downT: [3, 2]; x = [1, 2] at offset 2
+  const gate = be.weight(tensor("g", DType.F32, [3, 2], [1, 0, -1, 0, 0, 1]));
+  const up = be.weight(tensor("u", DType.F32, [3, 2], [1, 1, 1, 1, 0, -1]));
+  const downT = be.weight(tensor("d", DType.F32, [3, 2], [10, 20, 30, 40, 50, 60]));
+  const x = buf([7, 7, 1, 2]);
+  const act = be.alloc(3);
+  const idx = index([0, 1, 2]);
+  be.gluSparse(act, gate, up, x, 2, idx, "drelu");
+  // neuron 0: relu(1)·relu(3) = 3; neuron 1: relu(-1)·… = 0; neuron 2: relu(2)·relu(-2) = 0
+  assertClose(be.read(act), [3, 0, 0]);
+  const out = buf([5, 5, 5]);
+  be.downSparse(out, 1, downT, act, idx);
+  assertClose(be.read(out), [5, 30, 60]);
+  // a list of only neuron 2 packs its activation first
+  be.gluSparseGated(act, buf([0, 0, 4]), 0, up, x, 2, index([2]), "reglu");
+  assertClose(be.read(act, 0, 1), [4 * -2]);
+});
+
+Deno.test("axpy() accumulates a scaled row at offsets", () => {
+  const out = buf([1, 1, 1, 1]);
+  be.axpy(out, 1, buf([9, 2, 4]), 1, 2, 0.5);
+  assertClose(be.read(out), [1, 2, 3, 1]);
+});
+
+Deno.test("downSparse() names the neuron outside the weight", () => {
+  const downT = be.weight(tensor("d", DType.F32, [2, 2], [1, 2, 3, 4]));
+  assert.throws(
+    () => be.downSparse(be.alloc(2), 0, downT, buf([1, 1]), index([0, 5])),
+    /neuron 5 is outside \[0, 2\)/,
+  );
+});
+
+/** select() with `>` for `≥`: drops neurons exactly at the threshold. */
+class StrictSelectBackend extends ReferenceBackend {
+  override select(idx: IndexBuf, score: Buf, offset: number, n: number, t: number): void {
+    const s = (score as RefBuf).data.slice(offset, offset + n).map((
+      v,
+    ) => (v === t ? -Infinity : v));
+    super.select(idx, buf(s), 0, n, t);
+  }
+}
+
+/** downSparse() that adds into out instead of writing it. */
+class AccumulatingDownBackend extends ReferenceBackend {
+  override downSparse(out: Buf, o: number, w: Weight, act: Buf, idx: IndexBuf): void {
+    const before = be.read(out);
+    super.downSparse(out, o, w, act, idx);
+    const after = (out as RefBuf).data;
+    for (let j = o; j < o + w.shape[1]; j++) after[j] += before[j];
+  }
+}
+
+for (
+  const [bug, backend, caught] of [
+    ["select() that drops ties", new StrictSelectBackend(), /^select\//],
+    ["downSparse() that accumulates", new AccumulatingDownBackend(), /^downSparse /],
+  ] as const
+) {
+  Deno.test(`conformance() sparse cases catch ${bug}`, () => {
+    const failed = [...failures(backend, be).keys()];
+    assert.ok(failed.length > 0, `no case failed for ${bug}`);
+    for (const name of failed) assert.match(name, caught);
+  });
+}

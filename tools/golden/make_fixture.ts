@@ -107,7 +107,7 @@ async function convert(inDir: string, outDir: string, name: string): Promise<voi
   ]; // deno-fmt-ignore
   const tensors = m.tensors.map((t) => {
     const n = t.shape.reduce((a, b) => a * b, 1);
-    let w = f32(t.offset, n);
+    let w: Float32Array = f32(t.offset, n);
     if (t.name.endsWith("q_proj.weight")) w = permuteRows(w, t.shape[0], t.shape[1], c.n_head);
     if (t.name.endsWith("k_proj.weight")) w = permuteRows(w, t.shape[0], t.shape[1], c.n_kv);
     return { spec: { name: rename(t.name), type: DType.F32, shape: t.shape }, data: quantize(DType.F32, w) };

@@ -11,6 +11,7 @@ import { convertCommand } from "./plugins/cli/convert.ts";
 import { demoCommand } from "./plugins/cli/demo.ts";
 import { generateCommand } from "./plugins/cli/generate.ts";
 import { inspectCommand } from "./plugins/cli/inspect.ts";
+import { serveCommand } from "./plugins/cli/serve.ts";
 
 const COMMANDS: Record<string, { run: (args: string[]) => Promise<void>; help: string }> = {
   generate: { run: generateCommand, help: "generate text from a prompt" },
@@ -19,6 +20,7 @@ const COMMANDS: Record<string, { run: (args: string[]) => Promise<void>; help: s
     run: convertCommand,
     help: "convert between dense and PowerInfer's sparse layout (and calibrate cats)",
   },
+  serve: { run: serveCommand, help: "serve the OpenAI-compatible HTTP API" },
   demo: { run: demoCommand, help: "run the shipped model with stats" },
 };
 

@@ -35,6 +35,9 @@ export type { SparsityStats, UnitSparsity } from "./core/stats.ts";
 export { tokenizerFromMetadata } from "./core/tokenizer.ts";
 export type { Tokenizer } from "./core/tokenizer.ts";
 export { backendNames, chooseBackend, probeAll } from "./plugins/registry.ts";
+export { createApp, serve, TEMPLATE_NAMES } from "./plugins/http/mod.ts";
+export { openFile } from "./plugins/mmap/mod.ts";
+export type { AppOptions, RunningServer, ServeOptions } from "./plugins/http/mod.ts";
 
 /** Options for `loadModel`. */
 export interface LoadOptions {

@@ -217,7 +217,7 @@ async function openBenchModel(
   const { backend, reason } = await chooseBackend(backendName);
   const name = "synthetic-bench.gguf";
   return new Model(parseGGUF(synthBytes(BENCH_SHAPE), name), backend, name, {
-    backendReason: reason,
+    backendReason: `${backend.name}: ${reason}`,
   });
 }
 
@@ -238,7 +238,9 @@ async function main(): Promise<void> {
     const tokens = load.results.reduce((s, r) => s + r.completionTokens, 0);
     const ttft = load.results.map((r) => r.ttftMs);
     const lines = [
-      `model        ${id} (${model.backend.name}; ${model.backendReason})`,
+      `model        ${id}${
+        str(p, "model") ? "" : ` (${shapeText(BENCH_SHAPE)})`
+      }, backend ${model.backendReason}`,
       `requests     ${n} concurrent streaming chats, ${maxTokens} tokens each, ${parallel} slots`,
       `completed    ${load.results.length}/${n}, errors 0, identical to solo runs: ` +
       `${n - load.mismatches.length}/${n}`,
@@ -295,6 +297,11 @@ async function appendBenchmarks(
   ].join("\n");
   await Deno.writeTextFile(file, section, { append: true });
   console.log("appended to BENCHMARKS.md");
+}
+
+/** A synthetic shape in words. */
+function shapeText(o: SynthOptions): string {
+  return `synthetic ${o.arch}: ${o.nLayer} layers, n_embd ${o.nEmbd}, n_ff ${o.nFF}, vocab ${o.nVocab}, F32`;
 }
 
 /** The 1-minute load average (other work on the machine skews the figures), if permitted. */

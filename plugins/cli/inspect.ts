@@ -9,8 +9,7 @@ import { dtypeName } from "../../core/dtype.ts";
 import { parseGGUF } from "../../core/gguf.ts";
 import { tensorBytes } from "../../core/tensor.ts";
 import { tokenizerFromMetadata } from "../../core/tokenizer.ts";
-import { openFile } from "../mmap/mod.ts";
-import { probeAll } from "../registry.ts";
+import { openFile, probeAll } from "../../mod.ts";
 import { type Flags, parse, str, usage } from "./args.ts";
 
 const FLAGS: Flags = {

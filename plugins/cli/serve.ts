@@ -6,8 +6,7 @@
  * @module
  */
 
-import { loadModel } from "../../mod.ts";
-import { type RunningServer, serve, type ServeOptions, TEMPLATE_NAMES } from "../http/mod.ts";
+import { loadModel, type RunningServer, serve, type ServeOptions, TEMPLATE_NAMES } from "../../mod.ts";
 import { type Flags, num, parse, str, usage } from "./args.ts";
 
 /** Flags of `serve`. */
@@ -35,6 +34,10 @@ export const SERVE_FLAGS: Flags = {
     help: `${TEMPLATE_NAMES.join("|")} or Jinja source (default: the model's, else chatml)`,
   },
   cors: { type: "boolean", help: "send CORS headers allowing any origin (default off)" },
+  "sparsity-stats": {
+    type: "boolean",
+    help: "record the FFN active fraction for /metrics (slower)",
+  },
   help: { type: "boolean", short: "h", help: "show this help" },
 };
 
@@ -59,6 +62,7 @@ export async function serveOptions(p: ReturnType<typeof parse>): Promise<ServeOp
     parallel: num(p, "parallel"),
     maxQueue: num(p, "max-queue"),
     timeoutS: num(p, "timeout-s"),
+    sparsityStats: p.values["sparsity-stats"] === true,
   };
 }
 

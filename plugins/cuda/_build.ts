@@ -73,7 +73,14 @@ export async function buildLibrary(
   const id = await buildId();
   const objs = await Promise.all(SOURCES.map(async (f) => {
     const obj = `${objDir}/${f.replace(/\.cu$/, ".o")}`;
-    await run(nvcc, [...FLAGS, `-DTS_BUILD_ID="${id}"`, "-c", new URL(f, KERNELS).pathname, "-o", obj]);
+    await run(nvcc, [
+      ...FLAGS,
+      `-DTS_BUILD_ID="${id}"`,
+      "-c",
+      new URL(f, KERNELS).pathname,
+      "-o",
+      obj,
+    ]);
     return obj;
   }));
   const tmp = `${out}.${Deno.pid}.tmp`;
@@ -122,7 +129,9 @@ export async function loadLibrary(): Promise<CudaLib> {
   const nvcc = await findNvcc();
   if (!nvcc) {
     if (lib) {
-      console.error(`warning: build/libts_cuda.so is stale (${why}) and nvcc does not run; using it`);
+      console.error(
+        `warning: build/libts_cuda.so is stale (${why}) and nvcc does not run; using it`,
+      );
       return lib;
     }
     throw new Error("build/libts_cuda.so is missing and nvcc does not run");

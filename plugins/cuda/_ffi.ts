@@ -9,8 +9,14 @@
 /** Must equal TS_CUDA_ABI_VERSION in kernels/cuda/ts_cuda.h. */
 export const ABI_VERSION = 1;
 
-const MATMUL = { parameters: ["pointer", "pointer", "pointer", "i32", "i32", "i32"], result: "i32" } as const;
-const EMBED = { parameters: ["pointer", "pointer", "buffer", "i32", "i32"], result: "i32" } as const;
+const MATMUL = {
+  parameters: ["pointer", "pointer", "pointer", "i32", "i32", "i32"],
+  result: "i32",
+} as const;
+const EMBED = {
+  parameters: ["pointer", "pointer", "buffer", "i32", "i32"],
+  result: "i32",
+} as const;
 const BINARY = { parameters: ["pointer", "pointer", "pointer", "i32"], result: "i32" } as const;
 
 /** Symbols of libts_cuda. */

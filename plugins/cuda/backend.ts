@@ -36,8 +36,21 @@ export class CudaWeight implements Weight {
   }
 }
 
-type MatmulFn = (o: Deno.PointerObject, w: Deno.PointerObject, x: Deno.PointerObject, r: number, c: number, n: number) => number;
-type EmbedFn = (o: Deno.PointerObject, w: Deno.PointerObject, t: Int32Array, n: number, c: number) => number;
+type MatmulFn = (
+  o: Deno.PointerObject,
+  w: Deno.PointerObject,
+  x: Deno.PointerObject,
+  r: number,
+  c: number,
+  n: number,
+) => number;
+type EmbedFn = (
+  o: Deno.PointerObject,
+  w: Deno.PointerObject,
+  t: Int32Array,
+  n: number,
+  c: number,
+) => number;
 
 /** The weight types with kernels. */
 const TYPES: readonly DType[] = [DType.F32, DType.F16, DType.BF16, DType.Q8_0, DType.Q4_0];
@@ -48,7 +61,10 @@ export class CudaBackend implements Backend {
   readonly #lib: CudaLib;
   readonly #matmul: Record<number, MatmulFn>;
   readonly #embed: Record<number, EmbedFn>;
-  readonly #glu: Record<Glu, (o: Deno.PointerObject, g: Deno.PointerObject, u: Deno.PointerObject, n: number) => number>;
+  readonly #glu: Record<
+    Glu,
+    (o: Deno.PointerObject, g: Deno.PointerObject, u: Deno.PointerObject, n: number) => number
+  >;
   /** Every allocation of this backend, freed by close(). */
   readonly #owned = new Set<Deno.PointerObject>();
   #closed = false;
@@ -70,7 +86,11 @@ export class CudaBackend implements Backend {
       [DType.Q8_0]: s.ts_embed_q8_0,
       [DType.Q4_0]: s.ts_embed_q4_0,
     };
-    this.#glu = { swiglu: s.ts_glu_f32_swiglu, reglu: s.ts_glu_f32_reglu, drelu: s.ts_glu_f32_drelu };
+    this.#glu = {
+      swiglu: s.ts_glu_f32_swiglu,
+      reglu: s.ts_glu_f32_reglu,
+      drelu: s.ts_glu_f32_drelu,
+    };
   }
 
   weight(t: Tensor): Weight {
@@ -88,13 +108,16 @@ export class CudaBackend implements Backend {
       );
     }
     const ptr = this.#malloc(`weight ${t.name}`, bytes);
-    this.#check("weight", this.#lib.symbols.ts_cuda_upload(ptr, 0, t.data.subarray(0, bytes), bytes));
+    this.#check(
+      "weight",
+      this.#lib.symbols.ts_cuda_upload(ptr, 0n, t.data.subarray(0, bytes), BigInt(bytes)),
+    );
     let f32: Deno.PointerObject | null = null;
     if (t.shape.length <= 1) {
       const n = numel(t.shape), host = new Float32Array(n);
       dequantize(t.type, t.data, 0, n, host);
       f32 = this.#malloc(`weight ${t.name}`, n * 4);
-      this.#check("weight", this.#lib.symbols.ts_cuda_upload(f32, 0, host, n * 4));
+      this.#check("weight", this.#lib.symbols.ts_cuda_upload(f32, 0n, host, BigInt(n * 4)));
     }
     return new CudaWeight(t.name, t.type, [...t.shape], ptr, bytes, f32);
   }
@@ -103,14 +126,27 @@ export class CudaBackend implements Backend {
    * Bench only: a weight of random values made on the device (no host copy), each element
    * `bias + scale · U(-1, 1)`. F32, F16 and BF16.
    */
-  randomWeight(name: string, type: DType, shape: number[], seed: number, scale: number, bias = 0): CudaWeight {
+  randomWeight(
+    name: string,
+    type: DType,
+    shape: number[],
+    seed: number,
+    scale: number,
+    bias = 0,
+  ): CudaWeight {
     const n = numel(shape), bytes = tensorBytes(type, shape);
     const ptr = this.#malloc(`weight ${name}`, bytes);
-    this.#check("randomWeight", this.#lib.symbols.ts_cuda_fill_random(ptr, type, n, seed, scale, bias));
+    this.#check(
+      "randomWeight",
+      this.#lib.symbols.ts_cuda_fill_random(ptr, type, BigInt(n), seed, scale, bias),
+    );
     let f32: Deno.PointerObject | null = null;
     if (shape.length <= 1) {
       f32 = this.#malloc(`weight ${name}`, n * 4);
-      this.#check("randomWeight", this.#lib.symbols.ts_cuda_fill_random(f32, DType.F32, n, seed, scale, bias));
+      this.#check(
+        "randomWeight",
+        this.#lib.symbols.ts_cuda_fill_random(f32, DType.F32, BigInt(n), seed, scale, bias),
+      );
     }
     return new CudaWeight(name, type, shape, ptr, bytes, f32);
   }
@@ -119,7 +155,7 @@ export class CudaBackend implements Backend {
   readBandwidth(bytes: number, iters: number): number {
     const p = this.#malloc("readBandwidth", bytes);
     try {
-      return this.#lib.symbols.ts_cuda_read_bandwidth(p, bytes, iters);
+      return this.#lib.symbols.ts_cuda_read_bandwidth(p, BigInt(bytes), iters);
     } finally {
       this.#free(p);
     }
@@ -139,7 +175,12 @@ export class CudaBackend implements Backend {
     const d = this.#buf("write", "dst", dst);
     this.#count("write", "offset", offset);
     this.#fits("write", "dst", d, offset + src.length);
-    if (src.length) this.#check("write", this.#lib.symbols.ts_cuda_upload(d.ptr, offset * 4, src, src.byteLength));
+    if (src.length) {
+      this.#check(
+        "write",
+        this.#lib.symbols.ts_cuda_upload(d.ptr, BigInt(offset * 4), src, BigInt(src.byteLength)),
+      );
+    }
   }
 
   read(src: Buf, offset = 0, n?: number): Float32Array {
@@ -150,7 +191,10 @@ export class CudaBackend implements Backend {
     this.#fits("read", "src", s, offset + len);
     const out = new Float32Array(len);
     // A zero-length read still waits, so errors of queued kernels surface here.
-    this.#check("read", this.#lib.symbols.ts_cuda_download(out, s.ptr, offset * 4, len * 4));
+    this.#check(
+      "read",
+      this.#lib.symbols.ts_cuda_download(out, s.ptr, BigInt(offset * 4), BigInt(len * 4)),
+    );
     return out;
   }
 
@@ -162,7 +206,18 @@ export class CudaBackend implements Backend {
     this.#count("copy", "srcOffset", srcOffset);
     this.#fits("copy", "dst", d, dstOffset + n);
     this.#fits("copy", "src", s, srcOffset + n);
-    if (n > 0) this.#check("copy", this.#lib.symbols.ts_copy_f32(d.ptr, dstOffset, s.ptr, srcOffset, n));
+    if (n > 0) {
+      this.#check(
+        "copy",
+        this.#lib.symbols.ts_copy_f32(
+          d.ptr,
+          BigInt(dstOffset),
+          s.ptr,
+          BigInt(srcOffset),
+          BigInt(n),
+        ),
+      );
+    }
   }
 
   embed(out: Buf, table: Weight, tokens: Int32Array): void {
@@ -218,7 +273,10 @@ export class CudaBackend implements Backend {
     }
     this.#fits("rope", "x", xs, nTok * nHead * headDim);
     if (nTok * nHead * p.dim > 0) {
-      this.#check("rope", this.#lib.symbols.ts_rope_f32(xs.ptr, nTok, nHead, headDim, pos0, p.dim, p.base));
+      this.#check(
+        "rope",
+        this.#lib.symbols.ts_rope_f32(xs.ptr, nTok, nHead, headDim, pos0, p.dim, p.base),
+      );
     }
   }
 
@@ -272,7 +330,7 @@ export class CudaBackend implements Backend {
 
   #malloc(what: string, bytes: number): Deno.PointerObject {
     if (this.#closed) throw new Error(`cuda ${what}: backend is closed`);
-    const p = this.#lib.symbols.ts_cuda_malloc(bytes);
+    const p = this.#lib.symbols.ts_cuda_malloc(BigInt(bytes));
     if (!p) throw new Error(`cuda ${what}: cudaMalloc of ${bytes} bytes failed`);
     this.#owned.add(p);
     return p;
@@ -317,6 +375,8 @@ export class CudaBackend implements Backend {
   }
 
   #fits(op: string, arg: string, b: CudaBuf, need: number): void {
-    if (b.length < need) throw new Error(`cuda ${op}: ${arg} has ${b.length} elements, needs ${need}`);
+    if (b.length < need) {
+      throw new Error(`cuda ${op}: ${arg} has ${b.length} elements, needs ${need}`);
+    }
   }
 }

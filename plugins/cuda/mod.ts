@@ -38,8 +38,8 @@ export function driverDevice(): { name: string; cc: number } | string {
   let drv: Deno.DynamicLibrary<typeof DRIVER_SYMBOLS>;
   try {
     drv = Deno.dlopen("libcuda.so.1", DRIVER_SYMBOLS);
-  } catch (err) {
-    return `libcuda.so.1 cannot be opened (no NVIDIA driver): ${(err as Error).message}`;
+  } catch {
+    return "libcuda.so.1 cannot be opened (no NVIDIA driver)";
   }
   try {
     const rc = drv.symbols.cuInit(0);
@@ -70,7 +70,9 @@ async function library(): Promise<{ lib: CudaLib; device: string }> {
   const n = l.symbols.ts_cuda_init();
   if (n <= 0) {
     const p = n < 0 ? l.symbols.ts_cuda_error_string(-n) : null;
-    throw new Error(`cuda: no usable device (${p ? Deno.UnsafePointerView.getCString(p) : "none found"})`);
+    throw new Error(
+      `cuda: no usable device (${p ? Deno.UnsafePointerView.getCString(p) : "none found"})`,
+    );
   }
   const p = l.symbols.ts_cuda_device_name();
   return { lib: l, device: p ? Deno.UnsafePointerView.getCString(p) : "" };

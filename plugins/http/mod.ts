@@ -32,6 +32,7 @@ import { ApiError, toApiError } from "./errors.ts";
 import { Metrics } from "./metrics.ts";
 import { type AppOptions, parseSettings } from "./options.ts";
 import { specialsFromMetadata } from "./prompt.ts";
+import { sparsityHooks } from "./sparsity.ts";
 import { Scheduler } from "./scheduler.ts";
 import type { ServerState } from "./state.ts";
 
@@ -69,17 +70,18 @@ export function buildApp(
     typeof modelTemplate === "string" ? modelTemplate : undefined,
     settings.chatTemplate,
   );
+  const sparsity = sparsityHooks(model, settings.sparsityStats);
   // the gauges read the scheduler lazily: it is created just below, with these metrics
   const metrics: Metrics = new Metrics({
     queueDepth: () => scheduler.queueDepth,
     activeSequences: () => scheduler.activeCount,
-    ffnActiveFraction: ffnActiveFraction ?? (() => 1),
+    ffnActiveFraction: ffnActiveFraction ?? sparsity.ffnActiveFraction,
   });
   const scheduler: Scheduler = new Scheduler(model, {
     parallel: settings.parallel,
     maxQueue: settings.maxQueue,
     metrics,
-    step,
+    step: step ?? sparsity.step,
   });
   const state: ServerState = {
     model,

@@ -24,6 +24,8 @@ export const serverOptionsSchema = z.object({
   maxQueue: z.number().int().min(0).default(64),
   /** Seconds a request may take from arrival to its last token; 0 = no limit. */
   timeoutS: z.number().min(0).default(300),
+  /** Record the FFN active fraction for `/metrics` (costs some speed on sparse models). */
+  sparsityStats: z.boolean().default(false),
   /** Largest request body in bytes. */
   maxBodyBytes: z.number().int().min(1024).default(1 << 20),
 }).strict();
@@ -33,7 +35,7 @@ export type ServerSettings = z.input<typeof serverOptionsSchema>;
 
 /** Options of `createApp`: the settings plus hooks. */
 export interface AppOptions extends ServerSettings {
-  /** Mean fraction of FFN neurons computed per token, for `/metrics` (default: 1, dense). */
+  /** Mean fraction of FFN neurons computed per token, for `/metrics` (default: see sparsity.ts). */
   ffnActiveFraction?: () => number;
   /** How forwards run; a batched runner can replace the per-sequence one. */
   step?: StepRunner;

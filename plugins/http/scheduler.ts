@@ -250,7 +250,7 @@ export class Scheduler {
     const t0 = performance.now();
     try {
       const [logits] = this.#step(this.model, [{ state: seq.state!, tokens }]);
-      seq.accept(logits, tokens.length);
+      if (!seq.done) seq.accept(logits, tokens.length); // done: cancelled during the forward
     } catch (err) {
       if (!(err instanceof ApiError)) console.error("turbosparse serve: a forward failed:", err);
       seq.fail(toApiError(err));

@@ -218,3 +218,30 @@ Deno.test("a failing forward answers 500 in OpenAI's shape without a stack", asy
   assert.ok(!error.message.includes(" at "), "no stack trace");
   await state.scheduler.idle();
 });
+
+Deno.test("GET /metrics records the FFN active fraction of a sparse model when asked", async () => {
+  const sparse = await testModel("sparse.gguf", {
+    arch: "bamboo",
+    layout: "powerinfer",
+    activeFraction: 0.25,
+    nFF: 256,
+  });
+  const read = async (app: ReturnType<typeof createApp>) => {
+    await post(app, "/v1/completions", {
+      model: "sparse",
+      prompt: "hello",
+      max_tokens: 8,
+      temperature: 0,
+    });
+    const text = await (await app.request("/metrics")).text();
+    return Number(/^turbosparse_ffn_active_fraction (\S+)$/m.exec(text)![1]);
+  };
+  assert.ok(Number.isNaN(await read(createApp(sparse))), "unknown unless recorded");
+  const recorded = await read(createApp(sparse, { sparsityStats: true }));
+  assert.ok(recorded > 0.05 && recorded < 0.6, `active fraction ${recorded}`);
+  assert.equal(
+    await read(createApp(model, { sparsityStats: true })),
+    1,
+    "a dense model computes every neuron",
+  );
+});

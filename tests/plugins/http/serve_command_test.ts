@@ -26,6 +26,7 @@ Deno.test("serveOptions() maps every flag", async () => {
     "--timeout-s=9",
     "--parallel=2",
     "--model-id=ts",
+    "--sparsity-stats",
   ], SERVE_FLAGS));
   assert.deepEqual(
     [
@@ -41,6 +42,8 @@ Deno.test("serveOptions() maps every flag", async () => {
     ],
     ["0.0.0.0", 0, "sk-1", true, "mistral", 3, 9, 2, "ts"],
   );
+  assert.equal(o.sparsityStats, true);
+  assert.equal((await serveOptions(parse([], SERVE_FLAGS))).sparsityStats, false);
 });
 
 Deno.test("serveOptions() reads --api-key-file and refuses both key flags", async () => {

@@ -32,6 +32,8 @@ const threads = Number(arg("--threads", String(navigator.hardwareConcurrency)));
 const nTok = Number(arg("--ntok", "1"));
 const runs = Number(arg("--runs", "5"));
 const types = arg("--types", "F32,F16,BF16,Q8_0,Q4_0").split(",");
+// Q8_0/Q4_0 weights are repacked as the backend's weight() does, unless --file-layout.
+const fileLayout = Deno.args.includes("--file-layout");
 
 // A variant library: same sources, every SIMD-flagged file compiled with `flags` instead.
 const spec: LibSpec = flags
@@ -56,22 +58,39 @@ console.log(
 );
 
 // --rows 64 --reps 200 keeps the weights in L2: kernel speed without the memory bound.
-const [rows, cols] = [Number(arg("--rows", "14336")), 4096];
+const [rows, cols] = [Number(arg("--rows", "14336")), Number(arg("--cols", "4096"))];
 const reps = Number(arg("--reps", "1"));
 for (const name of types) {
   const type = DType[name as keyof typeof DType];
   const rb = rowBytes(type, cols);
   const count = reps > 1 ? 1 : Math.max(2, Math.ceil(1.5e9 / (rb * rows))); // ≥ 1.5 GB in all
-  const ws = Array.from({ length: count }, (_, i) => synthWeight(type, rows, cols, i + 1));
+  let ws = Array.from({ length: count }, (_, i) => synthWeight(type, rows, cols, i + 1));
   const x = new Float32Array(nTok * cols).map((_, i) => Math.sin(i));
   const out = new Float32Array(nTok * rows);
-  const fn = {
+  let fn = {
     [DType.F32]: lib.symbols.ts_matmul_f32,
     [DType.F16]: lib.symbols.ts_matmul_f16,
     [DType.BF16]: lib.symbols.ts_matmul_bf16,
     [DType.Q8_0]: lib.symbols.ts_matmul_q8_0,
     [DType.Q4_0]: lib.symbols.ts_matmul_q4_0,
   }[type as number]!;
+  const pack = type === DType.Q8_0
+    ? [lib.symbols.ts_pack_q8_0, lib.symbols.ts_matmul_q8_0_packed] as const
+    : type === DType.Q4_0
+    ? [lib.symbols.ts_pack_q4_0, lib.symbols.ts_matmul_q4_0_packed] as const
+    : null;
+  let layout = "";
+  if (pack && !fileLayout && Number(pack[0](null, ws[0], rows, cols)) > 0) {
+    const t0 = performance.now();
+    ws = ws.map((w) => {
+      const p = new Uint8Array(Number(pack[0](null, w, rows, cols)));
+      pack[0](p, w, rows, cols);
+      return p;
+    });
+    const ms = (performance.now() - t0) / count;
+    layout = ` packed (${ms.toFixed(0)} ms, ${(rb * rows / ms / 1e6).toFixed(1)} GB/s per matrix)`;
+    fn = pack[1];
+  }
   for (const w of ws) fn(out, w, x, rows, cols, nTok); // warm-up, faults pages in
   // Bandwidth is measured between the runs: on a shared machine it drifts minute to minute.
   const gbs: number[] = [], bws: number[] = [];
@@ -88,7 +107,7 @@ for (const name of types) {
     ? `, ${((m * 1e9 / (rb * rows)) * nTok * rows * cols * 2 / 1e9).toFixed(1)} GFLOP/s`
     : "";
   console.log(
-    `${dtypeName(type).padEnd(5)} [${rows}, ${cols}] x${count}: median ${m.toFixed(1)} GB/s ` +
+    `${dtypeName(type).padEnd(5)} [${rows}, ${cols}] x${count}${layout}: median ${m.toFixed(1)} GB/s ` +
       `(${(100 * m / bwm).toFixed(0)}% of ${bwm.toFixed(1)} GB/s read bandwidth, best run ${
         Math.max(...gbs).toFixed(1)
       } GB/s)${tok}`,

@@ -175,6 +175,7 @@ export async function disconnectRun(
       model,
       messages: [{ role: "user", content: "hello" }],
       max_tokens: maxTokens,
+      temperature: 0,
       stream: true,
     }),
   });

@@ -150,6 +150,16 @@ export interface Backend {
    */
   prepareSparseFFN?(gate: Weight, up: Weight, downT: Weight): void;
 
+  /**
+   * Optional decode-step capture (CUDA graphs): run the ops `record` issues, or replay what it
+   * issued on an earlier call with the same `key` (the host then issues nothing). Between
+   * calls with one key the ops may differ only in `embed`'s tokens (always `tokens`), the
+   * `pos0` of rope and attention (always `pos`), and a `copy` of n elements to offset
+   * `pos · n` (a KV-cache row); everything else, buffers and weights included, is the same.
+   * `record` must not read back to the host. Without this member callers run `record()`.
+   */
+  step?(key: object, pos: number, tokens: Int32Array, record: () => void): void;
+
   /** Release native resources. */
   close?(): void;
 }

@@ -41,6 +41,8 @@ export class RunState {
   readonly h1: Buf; // one token's residual [n_embd]
   readonly x1: Buf; // one token's normed input [n_embd]
   readonly e1: Buf; // one expert's output [n_embd]
+  /** Keys of this state's captured decode steps, one per predictor (see Backend.step). */
+  readonly stepKeys = new Map<unknown, object>();
 
   constructor(readonly backend: Backend, readonly cfg: ModelConfig, readonly nCtx: number) {
     const b = MAX_BATCH, kvDim = cfg.nKV * cfg.headDim, qDim = cfg.nHead * cfg.headDim;
@@ -97,8 +99,11 @@ export function forward(
   const attn: AttnParams = { nTok: n, pos0, nHead, nKV, headDim, scale: 1 / Math.sqrt(headDim) };
 
   run.stats?.addTokens(n);
-  be.embed(st.x, w.tokenEmbd, tokens);
-  for (let l = 0; l < cfg.nLayer; l++) {
+  // One decode token of a model without host decisions (MoE routing, statistics) can be
+  // captured once and replayed by the backend; anything else runs op by op.
+  const replayable = be.step && n === 1 && cfg.nExpert === 0 && !run.stats;
+  const first = allLogits ? 0 : n - 1, rows = n - first;
+  const runLayer = (l: number) => {
     const layer = w.layers[l];
     // attention
     be.rmsnorm(st.xn, st.x, layer.attnNorm, n, eps);
@@ -117,13 +122,24 @@ export function forward(
     if (layer.ffn.kind === "moe") moeFFN(be, cfg, st, layer.ffn, st.x, st.xn, st.o, n, run);
     else ffnUnit(be, cfg, st, layer.ffn, st.x, st.xn, st.o, n, run);
     be.add(st.x, st.x, st.o, n * nEmbd);
-  }
+  };
+  const body = () => {
+    be.embed(st.x, w.tokenEmbd, tokens);
+    for (let l = 0; l < cfg.nLayer; l++) runLayer(l);
+    // logits: only the rows asked for
+    if (first > 0) be.copy(st.x, 0, st.x, first * nEmbd, nEmbd);
+    be.rmsnorm(st.xn, st.x, w.outputNorm, rows, eps);
+    be.matmul(st.logits, w.output, st.xn, rows);
+  };
+  if (replayable) be.step!(stepKey(st, run), pos0, tokens, body);
+  else body();
   st.pos += n;
-
-  // logits: only the rows asked for
-  const first = allLogits ? 0 : n - 1, rows = n - first;
-  if (first > 0) be.copy(st.x, 0, st.x, first * nEmbd, nEmbd);
-  be.rmsnorm(st.xn, st.x, w.outputNorm, rows, eps);
-  be.matmul(st.logits, w.output, st.xn, rows);
   return be.read(st.logits, 0, rows * nVocab);
+}
+
+/** The capture key of `st`'s decode step under `run`'s predictor. */
+function stepKey(st: RunState, run: FFNRun): object {
+  let key = st.stepKeys.get(run.predictor);
+  if (!key) st.stepKeys.set(run.predictor, key = {});
+  return key;
 }

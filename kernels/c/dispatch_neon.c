@@ -43,3 +43,21 @@ const ts_mm_kernel *ts_mm_select(int type) {
 }
 
 const char *ts_mm_variant(void) { return pick(); }
+
+/* Sparse down-projection kernels (sparse_neon.c, sparse_scalar.c), same choice as matmul. */
+void ts_down_sparse_f32_neon(float *, const uint8_t *, size_t, const int32_t *, const float *, int, int, int);
+void ts_down_sparse_f16_neon(float *, const uint8_t *, size_t, const int32_t *, const float *, int, int, int);
+void ts_down_sparse_bf16_neon(float *, const uint8_t *, size_t, const int32_t *, const float *, int, int, int);
+void ts_down_sparse_q8_0_neon(float *, const uint8_t *, size_t, const int32_t *, const float *, int, int, int);
+void ts_down_sparse_q4_0_neon(float *, const uint8_t *, size_t, const int32_t *, const float *, int, int, int);
+
+ts_down_fn ts_down_select(int type) {
+  int neon = strcmp(pick(), "scalar") != 0;
+  switch (type) {
+  case TS_F32: return neon ? ts_down_sparse_f32_neon : ts_down_sparse_f32_scalar;
+  case TS_F16: return neon ? ts_down_sparse_f16_neon : ts_down_sparse_f16_scalar;
+  case TS_BF16: return neon ? ts_down_sparse_bf16_neon : ts_down_sparse_bf16_scalar;
+  case TS_Q8_0: return neon ? ts_down_sparse_q8_0_neon : ts_down_sparse_q8_0_scalar;
+  default: return neon ? ts_down_sparse_q4_0_neon : ts_down_sparse_q4_0_scalar;
+  }
+}

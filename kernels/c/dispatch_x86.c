@@ -35,3 +35,21 @@ const ts_mm_kernel *ts_mm_select(int type) {
 }
 
 const char *ts_mm_variant(void) { return pick(); }
+
+/* Sparse down-projection kernels (sparse_avx2.c, sparse_scalar.c), same choice as matmul. */
+void ts_down_sparse_f32_avx2(float *, const uint8_t *, size_t, const int32_t *, const float *, int, int, int);
+void ts_down_sparse_f16_avx2(float *, const uint8_t *, size_t, const int32_t *, const float *, int, int, int);
+void ts_down_sparse_bf16_avx2(float *, const uint8_t *, size_t, const int32_t *, const float *, int, int, int);
+void ts_down_sparse_q8_0_avx2(float *, const uint8_t *, size_t, const int32_t *, const float *, int, int, int);
+void ts_down_sparse_q4_0_avx2(float *, const uint8_t *, size_t, const int32_t *, const float *, int, int, int);
+
+ts_down_fn ts_down_select(int type) {
+  int avx2 = pick()[0] == 'a';
+  switch (type) {
+  case TS_F32: return avx2 ? ts_down_sparse_f32_avx2 : ts_down_sparse_f32_scalar;
+  case TS_F16: return avx2 ? ts_down_sparse_f16_avx2 : ts_down_sparse_f16_scalar;
+  case TS_BF16: return avx2 ? ts_down_sparse_bf16_avx2 : ts_down_sparse_bf16_scalar;
+  case TS_Q8_0: return avx2 ? ts_down_sparse_q8_0_avx2 : ts_down_sparse_q8_0_scalar;
+  default: return avx2 ? ts_down_sparse_q4_0_avx2 : ts_down_sparse_q4_0_scalar;
+  }
+}

@@ -1,26 +1,19 @@
 /*
  * matmul_avx2.c: AVX2 + FMA + F16C matmul kernels for libts_x86.
- *   F32, F16 (vcvtph2ps), BF16 (shift into the high half): f32 FMA, 4 x 8-lane sums per row.
- *   Q8_0, Q4_0: x is quantised once per call to Q8 blocks; int8 dot products with
- *   vpmaddubsw/vpmaddwd, one f32 FMA per block. Q4_0 nibbles stay unsigned 0..15 and the
- *   -8 offset is subtracted as a per-block 16-bit correction prepared with x.
- * Every row kernel handles 1 or 2 tokens with the same per-token sum order, so a row gives
- * the same bits in decode and in prefill. Compiled with -mavx2 -mfma -mf16c; called only
- * when ts_cpu_features() reports all three (dispatch_x86.c).
- * Build: plugins/_native/build.ts; bench: bench/matvec.ts.
+ *   F32, F16 (vcvtph2ps), BF16 (shift into the high half): register tiles of up to 4 weight
+ *   rows x 3 tokens, one 8-lane f32 sum per (row, token) in column order, so each output has
+ *   the same bits in decode (4 x 1 tiles) and prefill (4 x 3 tiles, each weight load used
+ *   by 3 tokens, each x load by 4 rows).
+ *   Q8_0, Q4_0 in the file layout: x is quantised once per call to Q8 blocks; int8 dot
+ *   products with vpmaddubsw/vpmaddwd, one f32 FMA per block. Q4_0 nibbles stay unsigned
+ *   0..15 and the -8 offset is subtracted as a per-block 16-bit correction prepared with x.
+ *   Weights packed at load time go to matmul_avx2_packed.c instead (ts_mm_avx2_q*_0.packed).
+ * Compiled with -mavx2 -mfma -mf16c; called only when ts_cpu_features() reports all three
+ * (dispatch_x86.c). Build: plugins/_native/build.ts; bench: bench/matvec.ts [--ntok 64].
  */
 #include "ts.h"
 
-#include <immintrin.h>
-
-#define AI static inline __attribute__((always_inline))
-
-AI float hsum256(__m256 v) {
-  __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
-  s = _mm_add_ps(s, _mm_movehl_ps(s, s));
-  s = _mm_add_ss(s, _mm_movehdup_ps(s));
-  return _mm_cvtss_f32(s);
-}
+#include "avx2.h"
 
 AI __m256 load8(const uint8_t *w, int type) {
   switch (type) {
@@ -44,38 +37,52 @@ AI float load1(const uint8_t *w, int type) {
   }
 }
 
-/* One weight row against nt (1 or 2) tokens; 32 columns per step in 4 accumulators. */
-AI void row_float(float *out, int ostride, const uint8_t *w, const float *x, size_t xs, int cols,
-                  int type, int nt) {
+/* R (1..4) weight rows against T (1..3) tokens: acc[r][t] += w[r][c..c+8] * x[t][c..c+8]. */
+AI void tile_float(float *out, int ostride, const uint8_t *w, size_t wrow, const float *x,
+                   size_t xs, int cols, int type, int R, int T) {
   const int es = type == TS_F32 ? 4 : 2;
-  __m256 acc[2][4];
-  for (int t = 0; t < nt; t++)
-    for (int a = 0; a < 4; a++) acc[t][a] = _mm256_setzero_ps();
+  __m256 acc[4][3];
+  for (int r = 0; r < R; r++)
+    for (int t = 0; t < T; t++) acc[r][t] = _mm256_setzero_ps();
   int c = 0;
-  for (; c + 32 <= cols; c += 32) {
-    for (int a = 0; a < 4; a++) {
-      __m256 wv = load8(w + (size_t)(c + 8 * a) * es, type);
-      for (int t = 0; t < nt; t++)
-        acc[t][a] = _mm256_fmadd_ps(wv, _mm256_loadu_ps(x + t * xs + c + 8 * a), acc[t][a]);
+  for (; c + 8 <= cols; c += 8) {
+    __m256 xv[3];
+    for (int t = 0; t < T; t++) xv[t] = _mm256_loadu_ps(x + t * xs + c);
+    for (int r = 0; r < R; r++) {
+      __m256 wv = load8(w + r * wrow + (size_t)c * es, type);
+      for (int t = 0; t < T; t++) acc[r][t] = _mm256_fmadd_ps(wv, xv[t], acc[r][t]);
     }
   }
-  for (int t = 0; t < nt; t++) {
-    __m256 s = _mm256_add_ps(_mm256_add_ps(acc[t][0], acc[t][1]), _mm256_add_ps(acc[t][2], acc[t][3]));
-    float r = hsum256(s);
-    for (int i = c; i < cols; i++) r += load1(w + (size_t)i * es, type) * x[t * xs + i];
-    out[(size_t)t * ostride] = r;
-  }
+  for (int r = 0; r < R; r++)
+    for (int t = 0; t < T; t++) {
+      float s = hsum256(acc[r][t]);
+      for (int i = c; i < cols; i++) s += load1(w + r * wrow + (size_t)i * es, type) * x[t * xs + i];
+      out[(size_t)t * ostride + r] = s;
+    }
 }
 
+/* Tiles of 4 rows x 3 tokens over rows [r0, r1) and ntok tokens; smaller tiles at the edges. */
 AI void rows_float(float *out, int ostride, const uint8_t *w, size_t wrow, const void *xq,
                    size_t xstride, int r0, int r1, int ntok, int cols, int type) {
   const float *x = xq;
   size_t xs = xstride / 4;
-  for (int r = r0; r < r1; r++) {
+  for (int r = r0; r < r1; r += 4) {
+    int R = r1 - r < 4 ? r1 - r : 4;
     const uint8_t *wr = w + (size_t)r * wrow;
-    int t = 0;
-    for (; t + 2 <= ntok; t += 2) row_float(out + (size_t)t * ostride + r, ostride, wr, x + t * xs, xs, cols, type, 2);
-    if (t < ntok) row_float(out + (size_t)t * ostride + r, ostride, wr, x + t * xs, xs, cols, type, 1);
+    for (int t = 0; t < ntok; t += 3) {
+      int T = ntok - t < 3 ? ntok - t : 3;
+      float *o = out + (size_t)t * ostride + r;
+      const float *xt = x + (size_t)t * xs;
+#define TS_TILE_CASE(RR, TT)                                                                    \
+  case RR * 4 + TT: tile_float(o, ostride, wr, wrow, xt, xs, cols, type, RR, TT); break;
+      switch (R * 4 + T) {
+        TS_TILE_CASE(4, 1) TS_TILE_CASE(4, 2) TS_TILE_CASE(4, 3)
+        TS_TILE_CASE(3, 1) TS_TILE_CASE(3, 2) TS_TILE_CASE(3, 3)
+        TS_TILE_CASE(2, 1) TS_TILE_CASE(2, 2) TS_TILE_CASE(2, 3)
+        TS_TILE_CASE(1, 1) TS_TILE_CASE(1, 2) TS_TILE_CASE(1, 3)
+      }
+#undef TS_TILE_CASE
+    }
   }
 }
 
@@ -86,9 +93,10 @@ static void rows_f16(float *o, int os, const uint8_t *w, size_t wr, const void *
 static void rows_bf16(float *o, int os, const uint8_t *w, size_t wr, const void *x, size_t xs,
                       int r0, int r1, int nt, int cols) { rows_float(o, os, w, wr, x, xs, r0, r1, nt, cols, TS_BF16); }
 
-const ts_mm_kernel ts_mm_avx2_f32 = {NULL, NULL, rows_f32};
-const ts_mm_kernel ts_mm_avx2_f16 = {NULL, NULL, rows_f16};
-const ts_mm_kernel ts_mm_avx2_bf16 = {NULL, NULL, rows_bf16};
+/* rows_float takes any token count; the driver sizes the batch to keep x in L2. */
+const ts_mm_kernel ts_mm_avx2_f32 = {NULL, NULL, rows_f32, .max_tok = TS_MAX_TOK};
+const ts_mm_kernel ts_mm_avx2_f16 = {NULL, NULL, rows_f16, .max_tok = TS_MAX_TOK};
+const ts_mm_kernel ts_mm_avx2_bf16 = {NULL, NULL, rows_bf16, .max_tok = TS_MAX_TOK};
 
 /*
  * Prepared x of one token, nb = cols / 32 blocks:
@@ -96,32 +104,6 @@ const ts_mm_kernel ts_mm_avx2_bf16 = {NULL, NULL, rows_bf16};
  */
 static size_t xbytes_q8(int cols) { return (size_t)(cols / TS_QK) * (32 + 4); }
 static size_t xbytes_q4(int cols) { return (size_t)(cols / TS_QK) * (32 + 32 + 4); }
-
-AI void quantise(int8_t *qs, float *d, const float *x, int nb) {
-  const __m256 sign = _mm256_set1_ps(-0.0f);
-  for (int b = 0; b < nb; b++) {
-    __m256 v[4], m = _mm256_setzero_ps();
-    for (int i = 0; i < 4; i++) {
-      v[i] = _mm256_loadu_ps(x + b * 32 + 8 * i);
-      m = _mm256_max_ps(m, _mm256_andnot_ps(sign, v[i]));
-    }
-    __m128 h = _mm_max_ps(_mm256_castps256_ps128(m), _mm256_extractf128_ps(m, 1));
-    h = _mm_max_ps(h, _mm_movehl_ps(h, h));
-    h = _mm_max_ss(h, _mm_movehdup_ps(h));
-    float amax = _mm_cvtss_f32(h), db = amax / 127.0f;
-    __m256 id = _mm256_set1_ps(db != 0.0f ? 127.0f / amax : 0.0f);
-    __m256i i0 = _mm256_cvtps_epi32(_mm256_mul_ps(v[0], id));
-    __m256i i1 = _mm256_cvtps_epi32(_mm256_mul_ps(v[1], id));
-    __m256i i2 = _mm256_cvtps_epi32(_mm256_mul_ps(v[2], id));
-    __m256i i3 = _mm256_cvtps_epi32(_mm256_mul_ps(v[3], id));
-    i0 = _mm256_packs_epi32(i0, i1);
-    i2 = _mm256_packs_epi32(i2, i3);
-    i0 = _mm256_packs_epi16(i0, i2);
-    i0 = _mm256_permutevar8x32_epi32(i0, _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7));
-    _mm256_storeu_si256((__m256i *)(qs + b * 32), i0);
-    d[b] = db;
-  }
-}
 
 static void prep_q8(void *xq, const float *x, int cols) {
   int nb = cols / TS_QK;
@@ -221,5 +203,6 @@ AI void row_q4(float *out, int os, const uint8_t *w, const uint8_t *xq, size_t x
 TS_ROWS_Q(rows_q8_0, row_q8)
 TS_ROWS_Q(rows_q4_0, row_q4)
 
-const ts_mm_kernel ts_mm_avx2_q8_0 = {xbytes_q8, prep_q8, rows_q8_0};
-const ts_mm_kernel ts_mm_avx2_q4_0 = {xbytes_q4, prep_q4, rows_q4_0};
+extern const ts_mm_kernel ts_mm_avx2_q8_0_x8, ts_mm_avx2_q4_0_x8;
+const ts_mm_kernel ts_mm_avx2_q8_0 = {xbytes_q8, prep_q8, rows_q8_0, .packed = &ts_mm_avx2_q8_0_x8};
+const ts_mm_kernel ts_mm_avx2_q4_0 = {xbytes_q4, prep_q4, rows_q4_0, .packed = &ts_mm_avx2_q4_0_x8};

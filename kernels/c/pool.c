@@ -87,6 +87,10 @@ static void pool_stop(void) {
   atomic_store(&P.stop, 0);
 }
 
+/* Join the workers when the library is unloaded (dlclose, or the host process exiting):
+ * a worker still spinning in code that is about to be unmapped would crash the process. */
+__attribute__((destructor)) static void pool_unload(void) { pool_stop(); }
+
 /* Resize the pool to n threads (n <= 0 stops the workers); returns the size in effect. */
 int ts_set_threads(int n) {
   if (n < 1) n = 1;

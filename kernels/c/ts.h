@@ -16,7 +16,7 @@
 #include <string.h>
 
 /* Bump whenever an exported signature or a struct the plugins read changes. */
-#define TS_ABI_VERSION 1
+#define TS_ABI_VERSION 2
 
 #define TS_QK 32 /* values per Q8_0 / Q4_0 block */
 #define TS_Q8_BYTES 34 /* f16 d + 32 int8 */
@@ -62,11 +62,18 @@ int64_t ts_claim(int64_t *counter, int64_t chunk);
  * of weight rows and up to TS_TILE tokens, reading each weight row once for all of them.
  */
 #define TS_TILE 4
-typedef struct {
+#define TS_MAX_TOK 64 /* most tokens a max_tok kernel is given per rows_tok call */
+typedef struct ts_mm_kernel {
   size_t (*xbytes)(int cols);
   void (*prep)(void *xq, const float *x, int cols);
   void (*rows_tok)(float *out, int ostride, const uint8_t *w, size_t wrow, const void *xq,
                    size_t xstride, int r0, int r1, int ntok, int cols);
+  /* Optional members, zero when absent. */
+  int max_tok; /* rows_tok takes up to this many tokens (else TS_TILE; more go row by row) */
+  int group;   /* > 0: rows_tok reads the layout written by `pack`, groups of `group` rows */
+  /* Repack [rows, cols] file-layout weights for this kernel; dst NULL: just the size. */
+  size_t (*pack)(uint8_t *dst, const uint8_t *src, int rows, int cols);
+  const struct ts_mm_kernel *packed; /* this type's kernel over packed weights, if any */
 } ts_mm_kernel;
 
 /* Drive a kernel over the pool: tiles of tokens, rows split in chunks across threads. */
@@ -80,6 +87,23 @@ extern const ts_mm_kernel ts_mm_scalar_f32, ts_mm_scalar_f16, ts_mm_scalar_bf16,
 const ts_mm_kernel *ts_mm_select(int type);
 /* Name of the kernel variant in use ("scalar", "avx2", "avx512", "neon", "neon_dot"). */
 const char *ts_mm_variant(void);
+
+/* ---- sparse FFN kernels (sparse.c drives them) ---- */
+
+/*
+ * Down projection of the active neurons over output columns [c0, c1) (c0 a multiple of 32):
+ * out[c] = sum over k < n, ascending, of a[k] * row(ids[k])[c], rows at w + ids[k] * stride.
+ * Written, not accumulated; the same per-column sum order for any c0, c1.
+ */
+typedef void (*ts_down_fn)(float *out, const uint8_t *w, size_t stride, const int32_t *ids,
+                           const float *a, int n, int c0, int c1);
+void ts_down_sparse_f32_scalar(float *, const uint8_t *, size_t, const int32_t *, const float *, int, int, int);
+void ts_down_sparse_f16_scalar(float *, const uint8_t *, size_t, const int32_t *, const float *, int, int, int);
+void ts_down_sparse_bf16_scalar(float *, const uint8_t *, size_t, const int32_t *, const float *, int, int, int);
+void ts_down_sparse_q8_0_scalar(float *, const uint8_t *, size_t, const int32_t *, const float *, int, int, int);
+void ts_down_sparse_q4_0_scalar(float *, const uint8_t *, size_t, const int32_t *, const float *, int, int, int);
+/* The down kernel a library uses for a type (dispatch_*.c; sparse_scalar.c in libts_scalar). */
+ts_down_fn ts_down_select(int type);
 
 /* ---- element conversions ---- */
 

@@ -15,9 +15,14 @@ constexpr int AT_WARPS = 4, AT_POS = 4, MAX_DPL = 8;  // DPL: dims per lane
 template <int DPL>
 __global__ void __launch_bounds__(AT_WARPS * 32)
 attn_kernel(float* out, float* part, const float* q, const float* k, const float* v, int pos0,
-            int n_head, int n_kv, int head_dim, float scale, int chunk) {
+            int n_head, int n_kv, int head_dim, float scale, int chunk, const int* dpos) {
+  pdl_start();
   __shared__ float sm_m[AT_WARPS], sm_l[AT_WARPS], sm_acc[AT_WARPS][DPL * 32];
   const int h = blockIdx.x, t = blockIdx.y, s = blockIdx.z, n_split = gridDim.z;
+  if (dpos) {  // a captured step: the split length follows the position read on the device
+    pos0 = *dpos;
+    chunk = (pos0 + gridDim.y + n_split - 1) / n_split;
+  }
   const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
   const int kvh = h / (n_head / n_kv), end = pos0 + t + 1;  // positions < end are visible
   const int p0 = s * chunk, p1 = min(end, p0 + chunk);
@@ -91,6 +96,7 @@ attn_kernel(float* out, float* part, const float* q, const float* k, const float
 
 __global__ void attn_merge(float* out, const float* part, int n_tok, int n_head, int head_dim,
                            int n_split) {
+  pdl_start();
   const int h = blockIdx.x, t = blockIdx.y;
   const float* ml = part + (size_t)n_tok * n_head * head_dim * n_split +
                     ((size_t)t * n_head + h) * n_split * 2;
@@ -109,10 +115,13 @@ __global__ void attn_merge(float* out, const float* part, int n_tok, int n_head,
 }
 
 // out, q: [n_tok, n_head, head_dim]; k, v: [n_ctx, n_kv, head_dim] holding pos0 + n_tok rows.
+// dpos, when set, holds pos0 on the device (a captured step) and n_ctx bounds it; the split
+// count then depends on n_ctx alone.
 TS_EXPORT int ts_attention_f32(float* out, const float* q, const float* k, const float* v, int n_tok,
-                               int pos0, int n_head, int n_kv, int head_dim, float scale) {
+                               int pos0, int n_head, int n_kv, int head_dim, float scale,
+                               const int* dpos, int n_ctx) {
   if (head_dim > 32 * MAX_DPL) return (int)cudaErrorInvalidValue;
-  const int n_pos = pos0 + n_tok, blocks = n_head * n_tok;
+  const int n_pos = dpos ? n_ctx : pos0 + n_tok, blocks = n_head * n_tok;
   const int target = 2 * (ts_sm_count() > 0 ? ts_sm_count() : 132);
   int n_split = (target + blocks - 1) / blocks;
   const int max_split = (n_pos + 63) / 64;  // at least 64 positions per split
@@ -127,9 +136,9 @@ TS_EXPORT int ts_attention_f32(float* out, const float* q, const float* k, const
   dim3 grid(n_head, n_tok, n_split);
   cudaStream_t s = ts_stream();
   const int dpl = (head_dim + 31) / 32;
-  if (dpl <= 2) attn_kernel<2><<<grid, AT_WARPS * 32, 0, s>>>(out, part, q, k, v, pos0, n_head, n_kv, head_dim, scale, chunk);
-  else if (dpl <= 4) attn_kernel<4><<<grid, AT_WARPS * 32, 0, s>>>(out, part, q, k, v, pos0, n_head, n_kv, head_dim, scale, chunk);
-  else attn_kernel<8><<<grid, AT_WARPS * 32, 0, s>>>(out, part, q, k, v, pos0, n_head, n_kv, head_dim, scale, chunk);
-  if (n_split > 1) attn_merge<<<dim3(n_head, n_tok), 128, 0, s>>>(out, part, n_tok, n_head, head_dim, n_split);
+  if (dpl <= 2) ts_launch(attn_kernel<2>, grid, AT_WARPS * 32, out, part, q, k, v, pos0, n_head, n_kv, head_dim, scale, chunk, dpos);
+  else if (dpl <= 4) ts_launch(attn_kernel<4>, grid, AT_WARPS * 32, out, part, q, k, v, pos0, n_head, n_kv, head_dim, scale, chunk, dpos);
+  else ts_launch(attn_kernel<8>, grid, AT_WARPS * 32, out, part, q, k, v, pos0, n_head, n_kv, head_dim, scale, chunk, dpos);
+  if (n_split > 1) ts_launch(attn_merge, dim3(n_head, n_tok), 128, out, part, n_tok, n_head, head_dim, n_split);
   return ts_launch_status();
 }

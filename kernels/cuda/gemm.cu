@@ -30,6 +30,7 @@ template <typename H>
 __global__ void __launch_bounds__(128)
 gemm_kernel(float* out, const H* w, const H* xh, int rows, int cols, int n_tok, int k_split,
             int atomic) {
+  pdl_start();
   __shared__ __align__(128) H As[STAGES][BM * LDS];
   __shared__ __align__(128) H Bs[STAGES][BN * LDS];
   const int tid = threadIdx.x, warp = tid >> 5, wm = warp >> 1, wn = warp & 1;
@@ -107,11 +108,13 @@ template <typename H>
 __global__ void round_kernel(H* dst, const float* src, size_t n);
 template <>
 __global__ void round_kernel<__half>(__half* dst, const float* src, size_t n) {
+  pdl_start();
   for (size_t i = blockIdx.x * (size_t)blockDim.x + threadIdx.x; i < n; i += (size_t)gridDim.x * blockDim.x)
     dst[i] = __float2half_rn(src[i]);
 }
 template <>
 __global__ void round_kernel<__nv_bfloat16>(__nv_bfloat16* dst, const float* src, size_t n) {
+  pdl_start();
   for (size_t i = blockIdx.x * (size_t)blockDim.x + threadIdx.x; i < n; i += (size_t)gridDim.x * blockDim.x)
     dst[i] = __float2bfloat16_rn(src[i]);
 }
@@ -123,7 +126,7 @@ static int gemm(float* out, const void* w, const float* x, int rows, int cols, i
   if (!xh) return (int)cudaErrorMemoryAllocation;
   cudaStream_t s = ts_stream();
   const int sms = ts_sm_count() > 0 ? ts_sm_count() : 132;
-  round_kernel<H><<<(int)min((nx + 255) / 256, (size_t)sms * 16), 256, 0, s>>>(xh, x, nx);
+  ts_launch(round_kernel<H>, (int)min((nx + 255) / 256, (size_t)sms * 16), 256, xh, x, nx);
   // Split K until about 5 blocks per multiprocessor (the shared-memory limit) are queued.
   const int mn = ((rows + BM - 1) / BM) * ((n_tok + BN - 1) / BN);
   int split = 1;
@@ -132,7 +135,7 @@ static int gemm(float* out, const void* w, const float* x, int rows, int cols, i
   }
   if (split > 1) cudaMemsetAsync(out, 0, (size_t)n_tok * rows * sizeof(float), s);
   dim3 grid((rows + BM - 1) / BM, (n_tok + BN - 1) / BN, split);
-  gemm_kernel<H><<<grid, 128, 0, s>>>(out, (const H*)w, xh, rows, cols, n_tok, cols / split, split > 1);
+  ts_launch(gemm_kernel<H>, grid, 128, out, (const H*)w, xh, rows, cols, n_tok, cols / split, split > 1);
   return ts_launch_status();
 }
 

@@ -1,6 +1,9 @@
-// The small ops of a decode step: rmsnorm, rope, add, glu (swiglu, reglu, drelu).
-// All f32 on device buffers; out may alias the input where the Backend contract allows it.
-// Rope builds its angle in double (as plugins/reference does); exp is the accurate expf.
+// The small ops of a decode step: rmsnorm (alone, or fused after the residual add), rope
+// (of up to two buffers per launch), add, glu (swiglu, reglu, drelu), and the KV-cache row
+// store of a captured decode step. All f32 on device buffers; out may alias the input where
+// the Backend contract allows it. Rope builds its angle in double (as plugins/reference
+// does); exp is the accurate expf. `dpos`, when set, points at the step's position in
+// device memory (graph.cu), so a captured graph replays at every position.
 //
 // Build: see ts_cuda.h. Bench: bench/cuda_decode.ts (as part of a decode step).
 #include "ts_cuda.h"
@@ -10,12 +13,28 @@ static int grid_for(size_t n, int block) {
   return (int)(g < cap ? (g > 0 ? g : 1) : cap);
 }
 
-__global__ void rmsnorm_kernel(float* out, const float* x, const float* w, int n, float eps) {
+// With `b` set: x = a + b first (the residual add), stored to sum, then normed. Plain twin of
+// rmsnorm_reg_kernel, used when n is not a multiple of 4 or over RN_MAX.
+__global__ void rmsnorm_kernel(float* out, const float* x, const float* w, int n, float eps,
+                               const float* b, float* sum) {
+  pdl_start();
   __shared__ float part[32];
   const float* xr = x + (size_t)blockIdx.x * n;
   float* o = out + (size_t)blockIdx.x * n;
   float ss = 0.f;
-  for (int i = threadIdx.x; i < n; i += blockDim.x) ss += xr[i] * xr[i];
+  if (b) {
+    const float* br = b + (size_t)blockIdx.x * n;
+    float* sr = sum + (size_t)blockIdx.x * n;
+    for (int i = threadIdx.x; i < n; i += blockDim.x) {
+      const float v = xr[i] + br[i];
+      sr[i] = v;
+      ss += v * v;
+    }
+    __syncthreads();  // sum may alias x: every thread's element is stored before the reread
+    xr = sr;
+  } else {
+    for (int i = threadIdx.x; i < n; i += blockDim.x) ss += xr[i] * xr[i];
+  }
   ss = warp_sum(ss);
   if ((threadIdx.x & 31) == 0) part[threadIdx.x >> 5] = ss;
   __syncthreads();
@@ -29,47 +48,142 @@ __global__ void rmsnorm_kernel(float* out, const float* x, const float* w, int n
   for (int i = threadIdx.x; i < n; i += blockDim.x) o[i] = xr[i] * inv * w[i];
 }
 
+constexpr int RN_THREADS = 256, RN_VEC = 8, RN_MAX = RN_THREADS * RN_VEC * 4;
+
+// The same for n % 4 == 0, n ≤ RN_MAX: one pass, every thread keeps its ≤ 8 float4 of the row
+// in registers (read once, no reread of sum), one reduction over 8 warps.
+__global__ void __launch_bounds__(RN_THREADS)
+rmsnorm_reg_kernel(float* out, const float* x, const float* w, int n, float eps, const float* b,
+                   float* sum) {
+  pdl_start();
+  __shared__ float part[RN_THREADS / 32];
+  const int n4 = n / 4;
+  const float4* xr = reinterpret_cast<const float4*>(x + (size_t)blockIdx.x * n);
+  const float4* br = reinterpret_cast<const float4*>(b + (size_t)blockIdx.x * n);
+  float4* sr = reinterpret_cast<float4*>(sum + (size_t)blockIdx.x * n);
+  float4 v[RN_VEC];
+  float ss = 0.f;
+#pragma unroll
+  for (int k = 0; k < RN_VEC; k++) {
+    const int i = threadIdx.x + k * RN_THREADS;
+    if (i < n4) {
+      v[k] = xr[i];
+      if (b) {
+        const float4 c = br[i];
+        v[k].x += c.x, v[k].y += c.y, v[k].z += c.z, v[k].w += c.w;
+        sr[i] = v[k];  // each thread rereads only its own elements: sum may alias x
+      }
+      ss += v[k].x * v[k].x + v[k].y * v[k].y + v[k].z * v[k].z + v[k].w * v[k].w;
+    }
+  }
+  ss = warp_sum(ss);
+  if ((threadIdx.x & 31) == 0) part[threadIdx.x >> 5] = ss;
+  __syncthreads();
+  float tot = 0.f;
+#pragma unroll
+  for (int q = 0; q < RN_THREADS / 32; q++) tot += part[q];
+  const float inv = 1.0f / sqrtf(tot / n + eps);
+  const float4* w4 = reinterpret_cast<const float4*>(w);
+  float4* o = reinterpret_cast<float4*>(out + (size_t)blockIdx.x * n);
+#pragma unroll
+  for (int k = 0; k < RN_VEC; k++) {
+    const int i = threadIdx.x + k * RN_THREADS;
+    if (i < n4) {
+      const float4 g = __ldg(w4 + i);
+      o[i] = make_float4(v[k].x * inv * g.x, v[k].y * inv * g.y, v[k].z * inv * g.z,
+                         v[k].w * inv * g.w);
+    }
+  }
+}
+
+static void rmsnorm_launch(float* out, const float* x, const float* w, int n_tok, int n,
+                           float eps, const float* b, float* sum) {
+  const bool aligned = (((uintptr_t)out | (uintptr_t)x | (uintptr_t)w | (uintptr_t)b |
+                         (uintptr_t)sum) & 15) == 0;
+  if (n % 4 == 0 && n <= RN_MAX && aligned) {
+    ts_launch(rmsnorm_reg_kernel, n_tok, RN_THREADS, out, x, w, n, eps, b, sum);
+  } else {
+    ts_launch(rmsnorm_kernel, n_tok, 1024, out, x, w, n, eps, b, sum);
+  }
+}
+
 // out [n_tok, n] = x / rms(x) · w; w is the f32 norm weight on the device.
 TS_EXPORT int ts_rmsnorm_f32(float* out, const float* x, const float* w, int n_tok, int n, float eps) {
-  rmsnorm_kernel<<<n_tok, 256, 0, ts_stream()>>>(out, x, w, n, eps);
+  rmsnorm_launch(out, x, w, n_tok, n, eps, nullptr, nullptr);
   return ts_launch_status();
 }
 
-__global__ void rope_kernel(float* x, int n_tok, int n_head, int head_dim, int pos0, int dim,
-                            double base) {
+// sum = a + b, then out = sum / rms(sum) · w ([n_tok, n]; sum may alias a, out aliases none).
+TS_EXPORT int ts_add_rmsnorm_f32(float* out, float* sum, const float* a, const float* b,
+                                 const float* w, int n_tok, int n, float eps) {
+  rmsnorm_launch(out, a, w, n_tok, n, eps, b, sum);
+  return ts_launch_status();
+}
+
+// x2 (n_head2 heads), when set, is rotated in the same launch after x's heads.
+__global__ void rope_kernel(float* x, int n_tok, int n_head, float* x2, int n_head2,
+                            int head_dim, int pos0, const int* dpos, int dim, double base) {
+  pdl_start();
   const int half = dim / 2;
-  const size_t total = (size_t)n_tok * n_head * half;
-  for (size_t k = blockIdx.x * (size_t)blockDim.x + threadIdx.x; k < total;
-       k += (size_t)gridDim.x * blockDim.x) {
+  const size_t total1 = (size_t)n_tok * n_head * half;
+  const size_t total = total1 + (size_t)n_tok * n_head2 * half;
+  if (dpos) pos0 = *dpos;
+  for (size_t kk = blockIdx.x * (size_t)blockDim.x + threadIdx.x; kk < total;
+       kk += (size_t)gridDim.x * blockDim.x) {
+    const bool second = kk >= total1;
+    const size_t k = second ? kk - total1 : kk;
+    const int nh = second ? n_head2 : n_head;
     const int i = (int)(k % half);
-    const size_t th = k / half;  // t * n_head + h
-    const int t = (int)(th / n_head);
+    const size_t th = k / half;  // t * nh + h
+    const int t = (int)(th / nh);
     const double theta = (double)(pos0 + t) * pow(base, (-2.0 * i) / dim);
     double s, c;
     sincos(theta, &s, &c);
-    float* p = x + th * head_dim + 2 * i;
+    float* p = (second ? x2 : x) + th * head_dim + 2 * i;
     const float x0 = p[0], x1 = p[1];
     p[0] = (float)(x0 * c - x1 * s);
     p[1] = (float)(x0 * s + x1 * c);
   }
 }
 
-// Rotate adjacent pairs (2i, 2i+1), 2i < dim, of x [n_tok, n_head, head_dim] in place.
-TS_EXPORT int ts_rope_f32(float* x, int n_tok, int n_head, int head_dim, int pos0, int dim,
-                          double base) {
-  const size_t total = (size_t)n_tok * n_head * (dim / 2);
+// Rotate adjacent pairs (2i, 2i+1), 2i < dim, of x [n_tok, n_head, head_dim] in place, and
+// of x2 [n_tok, n_head2, head_dim] when set (queries and keys in one launch).
+TS_EXPORT int ts_rope_f32(float* x, int n_tok, int n_head, float* x2, int n_head2,
+                          int head_dim, int pos0, const int* dpos, int dim, double base) {
+  const size_t total = (size_t)n_tok * (n_head + (x2 ? n_head2 : 0)) * (dim / 2);
   if (total == 0) return 0;
-  rope_kernel<<<grid_for(total, 256), 256, 0, ts_stream()>>>(x, n_tok, n_head, head_dim, pos0, dim, base);
+  ts_launch(rope_kernel, grid_for(total, 256), 256, x, n_tok, n_head, x2,
+                                                             x2 ? n_head2 : 0, head_dim, pos0,
+                                                             dpos, dim, base);
+  return ts_launch_status();
+}
+
+__global__ void store_rows_kernel(float* d1, const float* s1, float* d2, const float* s2, int n,
+                                  const int* dpos) {
+  pdl_start();
+  const size_t o = (size_t)*dpos * n;
+  for (int i = blockIdx.x * blockDim.x + threadIdx.x; i < n; i += gridDim.x * blockDim.x) {
+    d1[o + i] = s1[i];
+    if (d2) d2[o + i] = s2[i];
+  }
+}
+
+// d1[pos · n + i] = s1[i] (and d2 from s2 when set) for i < n, pos read at dpos: the KV-cache
+// store of one token in a captured decode step.
+TS_EXPORT int ts_store_rows_f32(float* d1, const float* s1, float* d2, const float* s2, int n,
+                                const int* dpos) {
+  ts_launch(store_rows_kernel, grid_for(n, 256), 256, d1, s1, d2, s2, n, dpos);
   return ts_launch_status();
 }
 
 __global__ void add_kernel(float* out, const float* a, const float* b, size_t n) {
+  pdl_start();
   for (size_t i = blockIdx.x * (size_t)blockDim.x + threadIdx.x; i < n; i += (size_t)gridDim.x * blockDim.x)
     out[i] = a[i] + b[i];
 }
 
 TS_EXPORT int ts_add_f32(float* out, const float* a, const float* b, int n) {
-  add_kernel<<<grid_for(n, 256), 256, 0, ts_stream()>>>(out, a, b, (size_t)n);
+  ts_launch(add_kernel, grid_for(n, 256), 256, out, a, b, (size_t)n);
   return ts_launch_status();
 }
 
@@ -77,6 +191,7 @@ enum { GLU_SWIGLU, GLU_REGLU, GLU_DRELU };
 
 template <int K>
 __global__ void glu_kernel(float* out, const float* g, const float* u, size_t n) {
+  pdl_start();
   for (size_t i = blockIdx.x * (size_t)blockDim.x + threadIdx.x; i < n; i += (size_t)gridDim.x * blockDim.x) {
     const float gv = g[i], uv = u[i];
     float v;
@@ -89,7 +204,7 @@ __global__ void glu_kernel(float* out, const float* g, const float* u, size_t n)
 
 #define TS_GLU(name, K)                                                                     \
   TS_EXPORT int ts_glu_f32_##name(float* out, const float* g, const float* u, int n) {      \
-    glu_kernel<K><<<grid_for(n, 256), 256, 0, ts_stream()>>>(out, g, u, (size_t)n);          \
+    ts_launch(glu_kernel<K>, grid_for(n, 256), 256, out, g, u, (size_t)n);          \
     return ts_launch_status();                                                              \
   }
 

@@ -15,8 +15,9 @@
 static cudaStream_t g_stream = nullptr;
 static int g_sms = 0;
 static char g_name[256] = "";
-static void* g_scratch[4] = {nullptr, nullptr, nullptr, nullptr};
-static size_t g_scratch_bytes[4] = {0, 0, 0, 0};
+static void* g_scratch[TS_SCRATCH_SLOTS] = {};
+static size_t g_scratch_bytes[TS_SCRATCH_SLOTS] = {};
+static int g_scratch_epoch = 0;  // bumped whenever a scratch area moves
 
 cudaStream_t ts_stream() { return g_stream; }
 int ts_sm_count() { return g_sms; }
@@ -27,6 +28,7 @@ void* ts_scratch(int slot, size_t bytes) {
   // Growing frees the old area; the stream is drained first since queued kernels may use it.
   cudaStreamSynchronize(g_stream);
   if (g_scratch[slot]) cudaFree(g_scratch[slot]);
+  g_scratch_epoch++;
   size_t want = bytes < (1u << 20) ? (1u << 20) : bytes + bytes / 4;
   if (cudaMalloc(&g_scratch[slot], want) != cudaSuccess) {
     g_scratch[slot] = nullptr, g_scratch_bytes[slot] = 0;
@@ -35,6 +37,9 @@ void* ts_scratch(int slot, size_t bytes) {
   g_scratch_bytes[slot] = want;
   return g_scratch[slot];
 }
+
+// Changes whenever a scratch area moved: graphs captured before then hold stale addresses.
+TS_EXPORT int ts_scratch_epoch() { return g_scratch_epoch; }
 
 TS_EXPORT int ts_cuda_abi_version() { return TS_CUDA_ABI_VERSION; }
 TS_EXPORT const char* ts_cuda_build_id() { return TS_BUILD_ID; }

@@ -11,7 +11,7 @@
 #include <stdint.h>
 
 // Bump on any change of an exported signature; plugins/cuda/_ffi.ts checks it at load.
-#define TS_CUDA_ABI_VERSION 1
+#define TS_CUDA_ABI_VERSION 3
 
 #define TS_EXPORT extern "C" __attribute__((visibility("default")))
 
@@ -22,6 +22,9 @@ enum { TS_F32 = 0, TS_F16 = 1, TS_Q4_0 = 2, TS_Q8_0 = 8, TS_BF16 = 30 };
 cudaStream_t ts_stream();
 // Multiprocessors of the device, for grid sizing.
 int ts_sm_count();
+// Scratch slots: 0 GEMM input, 1 attention splits, 2 bench sink, 3 overlapping copies,
+// 4 sparse down partial sums.
+#define TS_SCRATCH_SLOTS 5
 // A device scratch area of at least `bytes`, grown on demand (one per slot, not shared).
 void* ts_scratch(int slot, size_t bytes);
 // 0 when the last launch was accepted, else the cudaError_t value.
@@ -132,6 +135,50 @@ struct Elems<TS_Q4_0> {
   }
 };
 
+// Eight weights (elements c .. c+7 of a row) as loaded, converted only at use: F16/BF16 keep
+// the raw 16 bytes (4 registers), so 8 loads in flight per lane cost 32 registers.
+template <int T>
+struct Chunk {
+  float v[8];
+  __device__ __forceinline__ void load(const uint8_t* row, int c) { Elems<T>::eight(row, c, v); }
+  __device__ __forceinline__ void get(float* o) const {
+#pragma unroll
+    for (int e = 0; e < 8; e++) o[e] = v[e];
+  }
+};
+
+template <>
+struct Chunk<TS_F16> {
+  uint4 r;
+  __device__ __forceinline__ void load(const uint8_t* row, int c) { r = ld_stream(row + 2 * (size_t)c); }
+  __device__ __forceinline__ void get(float* o) const {
+    const uint32_t w[4] = {r.x, r.y, r.z, r.w};
+#pragma unroll
+    for (int i = 0; i < 4; i++) {
+      const float2 f = __half22float2(*reinterpret_cast<const __half2*>(&w[i]));
+      o[2 * i] = f.x, o[2 * i + 1] = f.y;
+    }
+  }
+};
+
+template <>
+struct Chunk<TS_BF16> {
+  uint4 r;
+  __device__ __forceinline__ void load(const uint8_t* row, int c) { r = ld_stream(row + 2 * (size_t)c); }
+  __device__ __forceinline__ void get(float* o) const {
+    const uint32_t w[4] = {r.x, r.y, r.z, r.w};
+#pragma unroll
+    for (int i = 0; i < 4; i++) {
+      o[2 * i] = __uint_as_float(w[i] << 16), o[2 * i + 1] = __uint_as_float(w[i] & 0xffff0000u);
+    }
+  }
+};
+
+// Ask L2 to fetch the line holding p (no register waits for it).
+__device__ __forceinline__ void prefetch_l2(const void* p) {
+  asm volatile("prefetch.global.L2 [%0];" ::"l"(p));
+}
+
 // Bytes of one row of `cols` elements of type `t` (cols a whole number of blocks).
 static inline size_t ts_row_bytes(int t, int cols) {
   switch (t) {
@@ -142,6 +189,26 @@ static inline size_t ts_row_bytes(int t, int cols) {
     case TS_Q4_0: return (size_t)(cols / 32) * 18;
   }
   return 0;
+}
+
+// Programmatic dependent launch: every kernel of the library starts with pdl_start(), which
+// lets the next kernel on the stream launch now (its blocks wait in their own pdl_start until
+// this grid has finished and its writes are visible), hiding the launch gap between kernels.
+__device__ __forceinline__ void pdl_start() {
+  asm volatile("griddepcontrol.wait;" ::: "memory");
+  asm volatile("griddepcontrol.launch_dependents;" ::: "memory");
+}
+
+// Launch `kernel` on the library's stream with programmatic dependent launch allowed.
+template <typename... K, typename... A>
+static inline void ts_launch(void (*kernel)(K...), dim3 grid, dim3 block, A... args) {
+  cudaLaunchAttribute attr[1];
+  attr[0].id = cudaLaunchAttributeProgrammaticStreamSerialization;
+  attr[0].val.programmaticStreamSerializationAllowed = 1;
+  cudaLaunchConfig_t cfg = {};
+  cfg.gridDim = grid, cfg.blockDim = block, cfg.dynamicSmemBytes = 0;
+  cfg.stream = ts_stream(), cfg.attrs = attr, cfg.numAttrs = 1;
+  cudaLaunchKernelEx(&cfg, kernel, ((K)args)...);
 }
 
 __device__ __forceinline__ float warp_sum(float v) {

@@ -6,11 +6,21 @@
  * @module
  */
 
-import type { AttnParams, Backend, Buf, Glu, RopeParams, Weight } from "../../core/backend.ts";
+import type {
+  AttnParams,
+  Backend,
+  Buf,
+  Glu,
+  IndexBuf,
+  RopeParams,
+  Unary,
+  Weight,
+} from "../../core/backend.ts";
 import { DType, dtypeName, isSupported } from "../../core/dtype.ts";
 import { dequantize } from "../../core/quant.ts";
 import { numel, type Tensor, tensorBytes } from "../../core/tensor.ts";
 import type { NativeLib } from "./symbols.ts";
+import { NativeIndex, NativeSparse } from "./sparse.ts";
 
 /** An f32 activation buffer in host memory. */
 export class NativeBuf implements Buf {
@@ -33,6 +43,8 @@ export class NativeWeight implements Weight {
   readonly data: Uint8Array;
   readonly rows: number;
   readonly cols: number;
+  /** The library's repacked copy for matmul (Q8_0/Q4_0 on x86), or null: use `data`. */
+  packed: Uint8Array | null = null;
   #f32: Float32Array | null = null;
 
   constructor(t: Tensor, backend: string) {
@@ -75,23 +87,29 @@ type MatmulFn = (
   n: number,
 ) => void;
 
+type PackFn = (dst: Uint8Array | null, src: Uint8Array, r: number, c: number) => number | bigint;
+
 /** The Backend of one opened native library. */
 export class NativeBackend implements Backend {
   readonly name: string;
   readonly #lib: NativeLib;
   readonly #release: () => void;
   readonly #matmul: Record<number, MatmulFn>;
+  readonly #packed: Record<number, [PackFn, MatmulFn]>;
   readonly #embed: Record<
     number,
     MatmulFn | ((o: Float32Array, w: Uint8Array, t: Int32Array, n: number, c: number) => void)
   >;
   #closed = false;
+  /** The sparse FFN ops; `sparse.bundle` turns on row-column bundling for later loads. */
+  readonly sparse: NativeSparse;
 
   /** `release` is called once by close() (the loader refcounts the library). */
   constructor(name: string, lib: NativeLib, release: () => void) {
     this.name = name;
     this.#lib = lib;
     this.#release = release;
+    this.sparse = new NativeSparse(name, lib);
     const s = lib.symbols;
     this.#matmul = {
       [DType.F32]: s.ts_matmul_f32,
@@ -99,6 +117,10 @@ export class NativeBackend implements Backend {
       [DType.BF16]: s.ts_matmul_bf16,
       [DType.Q8_0]: s.ts_matmul_q8_0,
       [DType.Q4_0]: s.ts_matmul_q4_0,
+    };
+    this.#packed = {
+      [DType.Q8_0]: [s.ts_pack_q8_0, s.ts_matmul_q8_0_packed],
+      [DType.Q4_0]: [s.ts_pack_q4_0, s.ts_matmul_q4_0_packed],
     };
     this.#embed = {
       [DType.F32]: s.ts_embed_f32,
@@ -120,8 +142,17 @@ export class NativeBackend implements Backend {
     return p ? Deno.UnsafePointerView.getCString(p) : "";
   }
 
+  /** Wraps the tensor; matrices the library multiplies faster in its own layout are repacked
+   * once into a new buffer (the file view stays, for embed and the sparse kernels). */
   weight(t: Tensor): Weight {
-    return new NativeWeight(t, this.name);
+    const w = new NativeWeight(t, this.name);
+    const pack = (this.#packed[w.type] as [PackFn, MatmulFn] | undefined)?.[0];
+    const n = pack && t.shape.length === 2 ? Number(pack(null, w.data, w.rows, w.cols)) : 0;
+    if (pack && n > 0) {
+      w.packed = new Uint8Array(n);
+      pack(w.packed, w.data, w.rows, w.cols);
+    }
+    return w;
   }
 
   alloc(n: number): Buf {
@@ -190,7 +221,10 @@ export class NativeBackend implements Backend {
     this.#count("matmul", "nTok", nTok);
     this.#fits("matmul", "x", xs, nTok * m.cols);
     this.#fits("matmul", "out", o, nTok * m.rows);
-    if (nTok > 0 && m.rows > 0) this.#matmul[m.type](o, m.data, xs, m.rows, m.cols, nTok);
+    if (nTok > 0 && m.rows > 0) {
+      if (m.packed) this.#packed[m.type][1](o, m.packed, xs, m.rows, m.cols, nTok);
+      else this.#matmul[m.type](o, m.data, xs, m.rows, m.cols, nTok);
+    }
   }
 
   rmsnorm(out: Buf, x: Buf, w: Weight, nTok: number, eps: number): void {
@@ -262,6 +296,108 @@ export class NativeBackend implements Backend {
       throw new Error(`${this.name} glu: unknown kind "${kind}", expected swiglu, reglu or drelu`);
     }
     if (n > 0) fn(o, g, u, n);
+  }
+
+  // --- Sparse FFN and MoE ops: checks here and in sparse.ts, kernels in kernels/c/sparse.c.
+
+  allocIndex(capacity: number): IndexBuf {
+    this.#count("allocIndex", "capacity", capacity);
+    return new NativeIndex(capacity);
+  }
+
+  writeIndex(dst: IndexBuf, ids: Int32Array): void {
+    this.sparse.writeIndex(this.sparse.index("writeIndex", dst), ids);
+  }
+
+  readIndex(src: IndexBuf): Int32Array {
+    const d = this.sparse.index("readIndex", src).data;
+    return d.slice(1, 1 + d[0]);
+  }
+
+  unary(out: Buf, x: Buf, n: number, op: Unary): void {
+    this.#count("unary", "n", n);
+    this.sparse.unary(this.#buf("unary", "out", out), this.#buf("unary", "x", x), n, op);
+  }
+
+  select(idx: IndexBuf, score: Buf, offset: number, n: number, threshold: number): void {
+    const s = this.#buf("select", "score", score);
+    this.#count("select", "offset", offset);
+    this.#count("select", "n", n);
+    this.sparse.select(this.sparse.index("select", idx), s, offset, n, threshold);
+  }
+
+  gluSparse(
+    act: Buf,
+    gate: Weight,
+    up: Weight,
+    x: Buf,
+    xOffset: number,
+    idx: IndexBuf,
+    kind: Glu,
+  ): void {
+    const op = "gluSparse";
+    this.#count(op, "xOffset", xOffset);
+    this.sparse.gluSparse(
+      this.#buf(op, "act", act),
+      this.#weight(op, gate),
+      this.#weight(op, up),
+      this.#buf(op, "x", x),
+      xOffset,
+      this.sparse.index(op, idx),
+      kind,
+    );
+  }
+
+  gluSparseGated(
+    act: Buf,
+    gateOut: Buf,
+    gateOffset: number,
+    up: Weight,
+    x: Buf,
+    xOffset: number,
+    idx: IndexBuf,
+    kind: Glu,
+  ): void {
+    const op = "gluSparseGated";
+    this.#count(op, "gateOffset", gateOffset);
+    this.#count(op, "xOffset", xOffset);
+    this.sparse.gluSparseGated(
+      this.#buf(op, "act", act),
+      this.#buf(op, "gateOut", gateOut),
+      gateOffset,
+      this.#weight(op, up),
+      this.#buf(op, "x", x),
+      xOffset,
+      this.sparse.index(op, idx),
+      kind,
+    );
+  }
+
+  downSparse(out: Buf, outOffset: number, downT: Weight, act: Buf, idx: IndexBuf): void {
+    const op = "downSparse";
+    this.#count(op, "outOffset", outOffset);
+    const o = this.#buf(op, "out", out), a = this.#buf(op, "act", act);
+    const w = this.#weight(op, downT);
+    this.sparse.downSparse(o, outOffset, w, a, this.sparse.index(op, idx));
+  }
+
+  axpy(out: Buf, outOffset: number, x: Buf, xOffset: number, n: number, alpha: number): void {
+    this.#count("axpy", "n", n);
+    this.#count("axpy", "outOffset", outOffset);
+    this.#count("axpy", "xOffset", xOffset);
+    this.sparse.axpy(
+      this.#buf("axpy", "out", out),
+      outOffset,
+      this.#buf("axpy", "x", x),
+      xOffset,
+      n,
+      alpha,
+    );
+  }
+
+  prepareSparseFFN(gate: Weight, up: Weight, downT: Weight): void {
+    const op = "prepareSparseFFN";
+    this.sparse.prepare(this.#weight(op, gate), this.#weight(op, up), this.#weight(op, downT));
   }
 
   close(): void {

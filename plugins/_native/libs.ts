@@ -8,7 +8,7 @@
 
 import type { LibSpec } from "./build.ts";
 
-const PORTABLE = ["pool.c", "cpu.c", "matmul.c"].map((file) => ({ file, flags: [] }));
+const PORTABLE = ["pool.c", "cpu.c", "matmul.c", "sparse.c"].map((file) => ({ file, flags: [] }));
 
 /** Portable C11: the plain twin of every kernel, any 64-bit CPU. */
 export const SCALAR: LibSpec = {
@@ -19,6 +19,7 @@ export const SCALAR: LibSpec = {
     { file: "ops.c", flags: [] },
     { file: "bandwidth.c", flags: [] },
     { file: "matmul_scalar.c", flags: ["-DTS_DISPATCH_SCALAR"] },
+    { file: "sparse_scalar.c", flags: ["-DTS_DISPATCH_SCALAR"] },
   ],
 };
 
@@ -41,6 +42,9 @@ export const X86: LibSpec = {
     { file: "ops.c", flags: X86_FLAGS },
     { file: "bandwidth.c", flags: X86_FLAGS },
     { file: "matmul_avx2.c", flags: X86_FLAGS },
+    { file: "matmul_avx2_packed.c", flags: X86_FLAGS },
+    { file: "sparse_scalar.c", flags: [] },
+    { file: "sparse_avx2.c", flags: X86_FLAGS },
   ],
 };
 
@@ -55,6 +59,8 @@ export const NEON: LibSpec = {
     { file: "ops.c", flags: [] },
     { file: "bandwidth.c", flags: [] },
     { file: "matmul_neon.c", flags: [] },
+    { file: "sparse_scalar.c", flags: [] },
+    { file: "sparse_neon.c", flags: [] },
     { file: "matmul_neon_dot.c", flags: ["-march=armv8.2-a+dotprod"] },
   ],
 };

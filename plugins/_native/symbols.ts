@@ -11,6 +11,17 @@ const MATMUL = {
 } as const;
 const EMBED = { parameters: ["buffer", "buffer", "buffer", "i32", "i32"], result: "void" } as const;
 const BINARY = { parameters: ["buffer", "buffer", "buffer", "i32"], result: "void" } as const;
+// act, gate, up, x, idx, stride, cols, kind (gated: gate_out in place of gate)
+const GLU_SPARSE = {
+  parameters: ["buffer", "buffer", "buffer", "buffer", "buffer", "i32", "i32", "i32"],
+  result: "void",
+} as const;
+// out, down_t, act, idx, stride, cols
+const DOWN_SPARSE = {
+  parameters: ["buffer", "buffer", "buffer", "buffer", "i32", "i32"],
+  result: "void",
+} as const;
+const UNARY = { parameters: ["buffer", "buffer", "i32"], result: "void" } as const;
 
 /** Symbols of a libts_* library; identical for the scalar, x86 and NEON builds. */
 export const SYMBOLS = {
@@ -32,6 +43,12 @@ export const SYMBOLS = {
   ts_matmul_bf16: MATMUL,
   ts_matmul_q8_0: MATMUL,
   ts_matmul_q4_0: MATMUL,
+  // Weights repacked once at load (dst null: the packed size; 0: this library keeps the file
+  // layout) and the matmuls over them: dst, src, rows, cols.
+  ts_pack_q8_0: { parameters: ["buffer", "buffer", "i32", "i32"], result: "i64" },
+  ts_pack_q4_0: { parameters: ["buffer", "buffer", "i32", "i32"], result: "i64" },
+  ts_matmul_q8_0_packed: MATMUL,
+  ts_matmul_q4_0_packed: MATMUL,
   // out, x, w, nTok, n, eps
   ts_rmsnorm_f32: {
     parameters: ["buffer", "buffer", "buffer", "i32", "i32", "f32"],
@@ -49,10 +66,34 @@ export const SYMBOLS = {
   ts_glu_f32_reglu: BINARY,
   ts_glu_f32_drelu: BINARY,
   ts_copy_f32: { parameters: ["buffer", "buffer", "i32"], result: "void" },
+
+  // Sparse FFN ops (kernels/c/sparse.c); an index list is [count, ids...] as int32.
+  // idx, score, n, threshold
+  ts_select_f32: { parameters: ["buffer", "buffer", "i32", "f32"], result: "void" },
+  ts_unary_f32_relu: UNARY,
+  ts_unary_f32_abs_silu: UNARY,
+  ts_unary_f32_nonzero: UNARY,
+  // out, x, n, alpha
+  ts_axpy_f32: { parameters: ["buffer", "buffer", "i32", "f32"], result: "void" },
+  ts_glu_sparse_f32: GLU_SPARSE,
+  ts_glu_sparse_f16: GLU_SPARSE,
+  ts_glu_sparse_bf16: GLU_SPARSE,
+  ts_glu_sparse_q8_0: GLU_SPARSE,
+  ts_glu_sparse_q4_0: GLU_SPARSE,
+  ts_glu_sparse_gated_f32: GLU_SPARSE,
+  ts_glu_sparse_gated_f16: GLU_SPARSE,
+  ts_glu_sparse_gated_bf16: GLU_SPARSE,
+  ts_glu_sparse_gated_q8_0: GLU_SPARSE,
+  ts_glu_sparse_gated_q4_0: GLU_SPARSE,
+  ts_down_sparse_f32: DOWN_SPARSE,
+  ts_down_sparse_f16: DOWN_SPARSE,
+  ts_down_sparse_bf16: DOWN_SPARSE,
+  ts_down_sparse_q8_0: DOWN_SPARSE,
+  ts_down_sparse_q4_0: DOWN_SPARSE,
 } as const;
 
 /** The ABI version these symbols describe; must equal TS_ABI_VERSION in kernels/c/ts.h. */
-export const ABI_VERSION = 1;
+export const ABI_VERSION = 2;
 
 /** An opened libts_* library. */
 export type NativeLib = Deno.DynamicLibrary<typeof SYMBOLS>;

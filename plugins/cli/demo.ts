@@ -1,18 +1,18 @@
 /**
- * `turbosparse demo`: generate from the shipped model with stats, so a fresh clone shows the
- * runtime working. Until a trained model ships under `models/`, it writes a small random-weight
- * fixture model to `build/` and runs that (the text is then noise, but the path is real).
+ * `turbosparse demo`: generate from the shipped model through the best backend, then measure
+ * the predictor on the text just written against the exact active sets (the oracle), so a
+ * fresh clone shows the runtime, its speed and its sparsity at once.
  *
  * @module
  */
 
-import { synthModel } from "../../tools/synth.ts";
+import { SparsityRecorder } from "../../core/stats.ts";
 import { GENERATE_FLAGS, openModel, samplingOptions, streamGeneration } from "./generate.ts";
 import { parse, str, usage } from "./args.ts";
+import { formatSparsity } from "./sparsity.ts";
 
-/** The model the demo runs when it exists. */
+/** The model the demo runs by default. */
 export const SHIPPED_MODEL = "models/tiny-turbosparse.gguf";
-const FIXTURE = "build/demo-fixture.gguf";
 const PROMPT = "It is a truth universally acknowledged, that a single man";
 
 /** Run `demo` with command-line arguments. */
@@ -28,48 +28,22 @@ export async function demoCommand(args: string[]): Promise<void> {
     );
     return;
   }
-  let path = str(p, "model") ?? SHIPPED_MODEL;
-  if (!exists(path)) {
-    path = FIXTURE;
-    if (!exists(path)) {
-      console.error(
-        `${SHIPPED_MODEL} not found: writing a random-weight fixture model to ${FIXTURE}`,
-      );
-      await Deno.mkdir("build", { recursive: true });
-      await synthModel(FIXTURE, {
-        arch: "bamboo",
-        nEmbd: 256,
-        nFF: 704,
-        nLayer: 4,
-        nHead: 8,
-        nKV: 4,
-        nCtx: 512,
-        nVocab: 512,
-        dtype: 8, /* Q8_0 */
-        seed: 42,
-      }); // deno-fmt-ignore
-    }
-  }
+  const path = str(p, "model") ?? SHIPPED_MODEL;
   const model = await openModel(p, path);
   try {
-    const opts = {
-      maxTokens: 64,
-      temperature: 0.7,
-      seed: 1,
-      sparsity: { compareOracle: true },
-      ...defined(samplingOptions(p)),
-    };
-    await streamGeneration(model, str(p, "prompt") ?? PROMPT, opts, true);
+    const prompt = str(p, "prompt") ?? PROMPT;
+    const opts = { maxTokens: 64, temperature: 0.7, seed: 1, ...defined(samplingOptions(p)) };
+    const text = await streamGeneration(model, prompt, opts, true);
+    const sparse = model.config.sparseFormat || model.config.nExpert > 0;
+    if (!sparse) return;
+    // Recall needs the true active sets: replay prompt + continuation with the oracle beside.
+    const tokens = model.tokenizer.encode(prompt + text).slice(0, model.contextLength);
+    const recorder = new SparsityRecorder(model.backend, model.config, true);
+    model.eval(model.newState(), tokens, false, recorder);
+    console.error(`\nmeasured on these ${tokens.length} tokens against the exact active sets:`);
+    console.error(formatSparsity(recorder.summary(model.predictor.name)));
   } finally {
     model.close();
-  }
-}
-
-function exists(path: string): boolean {
-  try {
-    return Deno.statSync(path).isFile;
-  } catch {
-    return false;
   }
 }
 

@@ -78,17 +78,21 @@ export async function openModel(p: ReturnType<typeof parse>, path: string): Prom
   return model;
 }
 
-/** Stream the generation to stdout; print stats to stderr when asked. */
+/** Stream the generation to stdout; print stats to stderr when asked; returns the new text. */
 export async function streamGeneration(
   model: Model,
   prompt: string,
   opts: GenerateOptions,
   stats: boolean,
-): Promise<void> {
+): Promise<string> {
   const enc = new TextEncoder();
   const gen = model.generate(prompt, opts);
+  let text = "";
   Deno.stdout.writeSync(enc.encode(prompt));
-  for await (const piece of gen) Deno.stdout.writeSync(enc.encode(piece));
+  for await (const piece of gen) {
+    text += piece;
+    Deno.stdout.writeSync(enc.encode(piece));
+  }
   Deno.stdout.writeSync(enc.encode("\n"));
   if (stats && gen.stats) {
     const s = gen.stats;
@@ -102,6 +106,7 @@ export async function streamGeneration(
     );
     if (s.sparsity) console.error(formatSparsity(s.sparsity));
   }
+  return text;
 }
 
 /** Run `generate` with command-line arguments. */

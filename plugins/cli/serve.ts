@@ -6,7 +6,13 @@
  * @module
  */
 
-import { loadModel, type RunningServer, serve, type ServeOptions, TEMPLATE_NAMES } from "../../mod.ts";
+import {
+  loadModel,
+  type RunningServer,
+  serve,
+  type ServeOptions,
+  TEMPLATE_NAMES,
+} from "../../mod.ts";
 import { type Flags, num, parse, str, usage } from "./args.ts";
 
 /** Flags of `serve`. */

@@ -18,7 +18,15 @@ import { ABI_VERSION, type CudaLib, SYMBOLS } from "./_ffi.ts";
 const ROOT = new URL("../../", import.meta.url);
 const KERNELS = new URL("kernels/cuda/", ROOT);
 /** Every translation unit of the library; ts_cuda.h is shared by all. */
-export const SOURCES = ["runtime.cu", "matvec.cu", "gemm.cu", "ops.cu", "attention.cu"];
+export const SOURCES = [
+  "runtime.cu",
+  "matvec.cu",
+  "gemm.cu",
+  "ops.cu",
+  "attention.cu",
+  "sparse.cu",
+  "graph.cu",
+];
 const HEADERS = ["ts_cuda.h"];
 const FLAGS = [
   "-O3",

@@ -7,14 +7,55 @@
  */
 
 /** Must equal TS_CUDA_ABI_VERSION in kernels/cuda/ts_cuda.h. */
-export const ABI_VERSION = 1;
+export const ABI_VERSION = 3;
 
 const MATMUL = {
   parameters: ["pointer", "pointer", "pointer", "i32", "i32", "i32"],
   result: "i32",
 } as const;
+// out, w0, rows0, out1, w1, rows1, out2, w2, rows2, matrices, epilogue, x, cols, nTok
+const MATVEC_BATCH = {
+  parameters: [
+    "pointer",
+    "pointer",
+    "i32",
+    "pointer",
+    "pointer",
+    "i32",
+    "pointer",
+    "pointer",
+    "i32",
+    "i32",
+    "i32",
+    "pointer",
+    "i32",
+    "i32",
+  ],
+  result: "i32",
+} as const;
+// out, table, tokens, nTok, cols, device token (null: from tokens)
 const EMBED = {
-  parameters: ["pointer", "pointer", "buffer", "i32", "i32"],
+  parameters: ["pointer", "pointer", "buffer", "i32", "i32", "pointer"],
+  result: "i32",
+} as const;
+// act, gate (null: gated), gateOut, up, x, idx, capacity, cols, kind
+const GLU_SPARSE = {
+  parameters: [
+    "pointer",
+    "pointer",
+    "pointer",
+    "pointer",
+    "pointer",
+    "pointer",
+    "i32",
+    "i32",
+    "i32",
+  ],
+  result: "i32",
+} as const;
+// out, downT, act, idx, cols
+const DOWN_SPARSE = {
+  parameters: ["pointer", "pointer", "pointer", "pointer", "i32"],
   result: "i32",
 } as const;
 const BINARY = { parameters: ["pointer", "pointer", "pointer", "i32"], result: "i32" } as const;
@@ -52,14 +93,32 @@ export const SYMBOLS = {
   ts_matmul_bf16: MATMUL,
   ts_matmul_q8_0: MATMUL,
   ts_matmul_q4_0: MATMUL,
+  ts_matvec_batch_f32: MATVEC_BATCH,
+  ts_matvec_batch_f16: MATVEC_BATCH,
+  ts_matvec_batch_bf16: MATVEC_BATCH,
+  ts_matvec_batch_q8_0: MATVEC_BATCH,
+  ts_matvec_batch_q4_0: MATVEC_BATCH,
+  // out, sum, a, b, w, nTok, n, eps
+  ts_add_rmsnorm_f32: {
+    parameters: ["pointer", "pointer", "pointer", "pointer", "pointer", "i32", "i32", "f32"],
+    result: "i32",
+  },
+  // d1, s1, d2 (null: none), s2, n, device position
+  ts_store_rows_f32: {
+    parameters: ["pointer", "pointer", "pointer", "pointer", "i32", "pointer"],
+    result: "i32",
+  },
   // out, x, w, nTok, n, eps
   ts_rmsnorm_f32: {
     parameters: ["pointer", "pointer", "pointer", "i32", "i32", "f32"],
     result: "i32",
   },
-  // x, nTok, nHead, headDim, pos0, dim, base
-  ts_rope_f32: { parameters: ["pointer", "i32", "i32", "i32", "i32", "i32", "f64"], result: "i32" },
-  // out, q, k, v, nTok, pos0, nHead, nKV, headDim, scale
+  // x, nTok, nHead, x2 (null: none), nHead2, headDim, pos0, device position (null: pos0), dim, base
+  ts_rope_f32: {
+    parameters: ["pointer", "i32", "i32", "pointer", "i32", "i32", "i32", "pointer", "i32", "f64"],
+    result: "i32",
+  },
+  // out, q, k, v, nTok, pos0, nHead, nKV, headDim, scale, device position (null: pos0), nCtx
   ts_attention_f32: {
     parameters: [
       "pointer",
@@ -72,6 +131,8 @@ export const SYMBOLS = {
       "i32",
       "i32",
       "f32",
+      "pointer",
+      "i32",
     ],
     result: "i32",
   },
@@ -81,6 +142,35 @@ export const SYMBOLS = {
   ts_glu_f32_drelu: BINARY,
   // dst, dstOffset, src, srcOffset, n (f32 elements)
   ts_copy_f32: { parameters: ["pointer", "i64", "pointer", "i64", "i64"], result: "i32" },
+
+  // Sparse ops (kernels/cuda/sparse.cu); an index list is int32 [count, ids...] on the device.
+  // out, x, n, op (0 relu, 1 abs_silu, 2 nonzero)
+  ts_unary_f32: { parameters: ["pointer", "pointer", "i32", "i32"], result: "i32" },
+  // idx, score, n, threshold
+  ts_select_f32: { parameters: ["pointer", "pointer", "i32", "f32"], result: "i32" },
+  ts_glu_sparse_f32: GLU_SPARSE,
+  ts_glu_sparse_f16: GLU_SPARSE,
+  ts_glu_sparse_bf16: GLU_SPARSE,
+  ts_glu_sparse_q8_0: GLU_SPARSE,
+  ts_glu_sparse_q4_0: GLU_SPARSE,
+  ts_down_sparse_f32: DOWN_SPARSE,
+  ts_down_sparse_f16: DOWN_SPARSE,
+  ts_down_sparse_bf16: DOWN_SPARSE,
+  ts_down_sparse_q8_0: DOWN_SPARSE,
+  ts_down_sparse_q4_0: DOWN_SPARSE,
+  // out, x, n, alpha
+  ts_axpy_f32: { parameters: ["pointer", "pointer", "i32", "f32"], result: "i32" },
+
+  // Decode-step graphs (kernels/cuda/graph.cu).
+  ts_step_ptr: { parameters: [], result: "pointer" },
+  // pos, token
+  ts_step_set: { parameters: ["i32", "i32"], result: "i32" },
+  ts_scratch_epoch: { parameters: [], result: "i32" },
+  ts_graph_begin: { parameters: [], result: "i32" },
+  // out: the graph handle (8 bytes)
+  ts_graph_end: { parameters: ["buffer"], result: "i32" },
+  ts_graph_launch: { parameters: ["pointer"], result: "i32" },
+  ts_graph_free: { parameters: ["pointer"], result: "i32" },
 } as const;
 
 /** An opened libts_cuda. */

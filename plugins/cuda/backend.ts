@@ -4,18 +4,50 @@
  * at once; `read` waits for them and copies back. Argument checks mirror `plugins/reference`
  * so bad input fails the same way on every backend.
  *
+ * Fusion: a few ops are held back until the next op shows whether they merge (`_queue.ts`):
+ * matmuls sharing x run in one launch (Q, K, V), a gate/up pair followed by `glu` runs with
+ * the activation in its epilogue, relu after a matmul likewise, `add` then `rmsnorm` of the
+ * sum is one kernel, and two ropes are one launch. Any other op flushes what is held first,
+ * so the order of effects is the contract's. Decode steps are captured as CUDA graphs (`step`).
+ *
  * @module
  */
 
-import type { AttnParams, Backend, Buf, Glu, RopeParams, Weight } from "../../core/backend.ts";
+import type {
+  AttnParams,
+  Backend,
+  Buf,
+  Glu,
+  IndexBuf,
+  RopeParams,
+  Unary,
+  Weight,
+} from "../../core/backend.ts";
 import { DType, dtypeName } from "../../core/dtype.ts";
 import { dequantize } from "../../core/quant.ts";
 import { numel, type Tensor, tensorBytes } from "../../core/tensor.ts";
 import type { CudaLib } from "./_ffi.ts";
+import { OpQueue } from "./_queue.ts";
 
 /** An f32 activation buffer in device memory. */
 export class CudaBuf implements Buf {
   constructor(readonly ptr: Deno.PointerObject, readonly length: number) {}
+}
+
+/** An index list in device memory: int32 `[count, id 0, id 1, ...]`, the count on the device. */
+export class CudaIndex implements IndexBuf {
+  constructor(readonly ptr: Deno.PointerObject, readonly capacity: number) {}
+}
+
+/** `p` advanced by `bytes`. */
+export function at(p: Deno.PointerObject, bytes: number): Deno.PointerObject {
+  return Deno.UnsafePointer.offset(p, bytes)!;
+}
+
+/** A captured decode step: its graph, and the scratch epoch it was captured in. */
+interface Graph {
+  exec: Deno.PointerObject | null;
+  epoch: number;
 }
 
 /** A weight uploaded once; 1-D weights (norms) also keep an f32 copy for rmsnorm. */
@@ -50,7 +82,30 @@ type EmbedFn = (
   t: Int32Array,
   n: number,
   c: number,
+  dtok: Deno.PointerObject | null,
 ) => number;
+type SparseFns = {
+  glu: (
+    ...a: [
+      Deno.PointerObject,
+      Deno.PointerObject | null,
+      Deno.PointerObject | null,
+      Deno.PointerObject,
+      Deno.PointerObject,
+      Deno.PointerObject,
+      number,
+      number,
+      number,
+    ]
+  ) => number;
+  down: (
+    ...a: [Deno.PointerObject, Deno.PointerObject, Deno.PointerObject, Deno.PointerObject, number]
+  ) => number;
+};
+
+/** Codes of kernels/cuda/sparse.cu. */
+const UNARY: Record<Unary, number> = { relu: 0, abs_silu: 1, nonzero: 2 };
+const GLU_KIND: Record<Glu, number> = { swiglu: 0, reglu: 1, drelu: 2 };
 
 /** The weight types with kernels. */
 const TYPES: readonly DType[] = [DType.F32, DType.F16, DType.BF16, DType.Q8_0, DType.Q4_0];
@@ -65,8 +120,14 @@ export class CudaBackend implements Backend {
     Glu,
     (o: Deno.PointerObject, g: Deno.PointerObject, u: Deno.PointerObject, n: number) => number
   >;
+  readonly #sparse: Record<number, SparseFns>;
   /** Every allocation of this backend, freed by close(). */
   readonly #owned = new Set<Deno.PointerObject>();
+  readonly #q: OpQueue;
+  /** Captured decode steps by key, and every graph for close(). */
+  readonly #graphs = new WeakMap<object, Graph>();
+  readonly #execs = new Set<Deno.PointerObject>();
+  #capturing = false;
   #closed = false;
 
   constructor(lib: CudaLib, readonly device: string) {
@@ -91,9 +152,18 @@ export class CudaBackend implements Backend {
       reglu: s.ts_glu_f32_reglu,
       drelu: s.ts_glu_f32_drelu,
     };
+    this.#sparse = {
+      [DType.F32]: { glu: s.ts_glu_sparse_f32, down: s.ts_down_sparse_f32 },
+      [DType.F16]: { glu: s.ts_glu_sparse_f16, down: s.ts_down_sparse_f16 },
+      [DType.BF16]: { glu: s.ts_glu_sparse_bf16, down: s.ts_down_sparse_bf16 },
+      [DType.Q8_0]: { glu: s.ts_glu_sparse_q8_0, down: s.ts_down_sparse_q8_0 },
+      [DType.Q4_0]: { glu: s.ts_glu_sparse_q4_0, down: s.ts_down_sparse_q4_0 },
+    };
+    this.#q = new OpQueue(lib, (op, rc) => this.#check(op, rc));
   }
 
   weight(t: Tensor): Weight {
+    this.#q.flush();
     if (!TYPES.includes(t.type)) {
       throw new Error(
         `cuda weight ${t.name}: type ${dtypeName(t.type)} has no CUDA kernels ` +
@@ -163,6 +233,7 @@ export class CudaBackend implements Backend {
 
   /** Wait for every queued op. */
   sync(): void {
+    this.#q.flush();
     this.#check("sync", this.#lib.symbols.ts_cuda_sync());
   }
 
@@ -175,6 +246,7 @@ export class CudaBackend implements Backend {
     const d = this.#buf("write", "dst", dst);
     this.#count("write", "offset", offset);
     this.#fits("write", "dst", d, offset + src.length);
+    this.#q.flush();
     if (src.length) {
       this.#check(
         "write",
@@ -189,6 +261,8 @@ export class CudaBackend implements Backend {
     const len = n ?? s.length - offset;
     this.#count("read", "n", len);
     this.#fits("read", "src", s, offset + len);
+    if (this.#capturing) throw new Error("cuda read: a captured decode step must not read back");
+    this.#q.flush();
     const out = new Float32Array(len);
     // A zero-length read still waits, so errors of queued kernels surface here.
     this.#check(
@@ -206,6 +280,12 @@ export class CudaBackend implements Backend {
     this.#count("copy", "srcOffset", srcOffset);
     this.#fits("copy", "dst", d, dstOffset + n);
     this.#fits("copy", "src", s, srcOffset + n);
+    const dyn = this.#q.dyn;
+    if (dyn && n > 0 && srcOffset === 0 && dstOffset === dyn.pos * n) {
+      this.#q.store({ dst: d.ptr, src: s.ptr, n }); // a KV-cache row at the step's position
+      return;
+    }
+    this.#q.flush();
     if (n > 0) {
       this.#check(
         "copy",
@@ -230,8 +310,11 @@ export class CudaBackend implements Backend {
         throw new Error(`cuda embed: token ${id} at ${t} is outside [0, ${w.rows}) of ${w.name}`);
       }
     }
+    this.#q.flush();
+    const dyn = this.#q.dyn;
+    const dtok = dyn && tokens.length === 1 && tokens[0] === dyn.token ? at(dyn.ptr, 4) : null;
     if (tokens.length > 0) {
-      this.#check("embed", this.#embed[w.type](o.ptr, w.ptr, tokens, tokens.length, w.cols));
+      this.#check("embed", this.#embed[w.type](o.ptr, w.ptr, tokens, tokens.length, w.cols, dtok));
     }
   }
 
@@ -243,7 +326,10 @@ export class CudaBackend implements Backend {
     this.#count("matmul", "nTok", nTok);
     this.#fits("matmul", "x", xs, nTok * m.cols);
     this.#fits("matmul", "out", o, nTok * m.rows);
-    if (nTok > 0 && m.rows > 0) {
+    if (nTok > 0 && m.rows > 0 && nTok <= 8) {
+      this.#q.matmul({ out: o, w: m, x: xs, nTok });
+    } else if (nTok > 0 && m.rows > 0) {
+      this.#q.flush();
       this.#check("matmul", this.#matmul[m.type](o.ptr, m.ptr, xs.ptr, m.rows, m.cols, nTok));
     }
   }
@@ -257,9 +343,10 @@ export class CudaBackend implements Backend {
     this.#fits("rmsnorm", "x", xs, nTok * n);
     this.#fits("rmsnorm", "out", o, nTok * n);
     if (!nw.f32) throw new Error(`cuda rmsnorm: ${nw.name} is not a vector`);
-    if (nTok > 0 && n > 0) {
-      this.#check("rmsnorm", this.#lib.symbols.ts_rmsnorm_f32(o.ptr, xs.ptr, nw.f32, nTok, n, eps));
-    }
+    if (nTok === 0 || n === 0) return;
+    if (this.#q.rmsnorm(o, xs, nw.f32, nTok, n, eps)) return;
+    this.#q.flush();
+    this.#check("rmsnorm", this.#lib.symbols.ts_rmsnorm_f32(o.ptr, xs.ptr, nw.f32, nTok, n, eps));
   }
 
   rope(x: Buf, nTok: number, nHead: number, headDim: number, pos0: number, p: RopeParams): void {
@@ -273,10 +360,7 @@ export class CudaBackend implements Backend {
     }
     this.#fits("rope", "x", xs, nTok * nHead * headDim);
     if (nTok * nHead * p.dim > 0) {
-      this.#check(
-        "rope",
-        this.#lib.symbols.ts_rope_f32(xs.ptr, nTok, nHead, headDim, pos0, p.dim, p.base),
-      );
+      this.#q.rope({ x: xs, nTok, nHead, headDim, pos0, dim: p.dim, base: p.base });
     }
   }
 
@@ -298,31 +382,286 @@ export class CudaBackend implements Backend {
     this.#fits("attention", "out", o, nTok * nHead * headDim);
     this.#fits("attention", "k", ks, nPos * nKV * headDim);
     this.#fits("attention", "v", vs, nPos * nKV * headDim);
+    this.#q.flush();
     if (nTok * nHead * headDim > 0) {
       const s = this.#lib.symbols;
+      const dyn = this.#q.dyn, nCtx = Math.min(ks.length, vs.length) / (nKV * headDim);
+      const dpos = dyn && dyn.pos === pos0 && nTok === 1 ? dyn.ptr : null;
       this.#check(
         "attention",
-        s.ts_attention_f32(o.ptr, qs.ptr, ks.ptr, vs.ptr, nTok, pos0, nHead, nKV, headDim, scale),
+        s.ts_attention_f32(
+          o.ptr,
+          qs.ptr,
+          ks.ptr,
+          vs.ptr,
+          nTok,
+          pos0,
+          nHead,
+          nKV,
+          headDim,
+          scale,
+          dpos,
+          Math.floor(nCtx),
+        ),
       );
     }
   }
 
   add(out: Buf, a: Buf, b: Buf, n: number): void {
     const [o, as, bs] = this.#three("add", ["out", "a", "b"], [out, a, b], n);
-    if (n > 0) this.#check("add", this.#lib.symbols.ts_add_f32(o.ptr, as.ptr, bs.ptr, n));
+    if (n > 0) this.#q.add({ out: o, a: as, b: bs, n });
   }
 
   glu(out: Buf, gate: Buf, up: Buf, n: number, kind: Glu): void {
     const [o, g, u] = this.#three("glu", ["out", "gate", "up"], [out, gate, up], n);
     const fn = this.#glu[kind];
     if (!fn) throw new Error(`cuda glu: unknown kind "${kind}", expected swiglu, reglu or drelu`);
-    if (n > 0) this.#check("glu", fn(o.ptr, g.ptr, u.ptr, n));
+    if (n === 0 || (o === g && this.#q.glu(g, u, n, kind))) return;
+    this.#q.flush();
+    this.#check("glu", fn(o.ptr, g.ptr, u.ptr, n));
+  }
+
+  // ---- sparse FFN ops (kernels/cuda/sparse.cu) ----
+
+  allocIndex(capacity: number): IndexBuf {
+    this.#count("allocIndex", "capacity", capacity);
+    return new CudaIndex(this.#malloc("allocIndex", (capacity + 1) * 4), capacity);
+  }
+
+  writeIndex(dst: IndexBuf, ids: Int32Array): void {
+    const d = this.#index("writeIndex", dst);
+    if (ids.length > d.capacity) {
+      throw new Error(`cuda writeIndex: ${ids.length} ids exceed the capacity ${d.capacity}`);
+    }
+    for (let k = 0; k < ids.length; k++) {
+      if (ids[k] < 0 || (k > 0 && ids[k] <= ids[k - 1])) {
+        throw new Error(`cuda writeIndex: ids must ascend from 0, got ${ids[k]} at ${k}`);
+      }
+    }
+    const host = new Int32Array(ids.length + 1);
+    host[0] = ids.length;
+    host.set(ids, 1);
+    this.#q.flush();
+    this.#check(
+      "writeIndex",
+      this.#lib.symbols.ts_cuda_upload(d.ptr, 0n, host, BigInt(host.byteLength)),
+    );
+  }
+
+  readIndex(src: IndexBuf): Int32Array {
+    const s = this.#index("readIndex", src);
+    const n = new Int32Array(1);
+    this.#q.flush();
+    this.#check("readIndex", this.#lib.symbols.ts_cuda_download(n, s.ptr, 0n, 4n));
+    const ids = new Int32Array(n[0]);
+    if (n[0] > 0) {
+      this.#check(
+        "readIndex",
+        this.#lib.symbols.ts_cuda_download(ids, s.ptr, 4n, BigInt(n[0] * 4)),
+      );
+    }
+    return ids;
+  }
+
+  unary(out: Buf, x: Buf, n: number, op: Unary): void {
+    const [o, xs] = this.#three("unary", ["out", "x"], [out, x], n);
+    if (!(op in UNARY)) {
+      throw new Error(`cuda unary: unknown op "${op}", expected relu, abs_silu or nonzero`);
+    }
+    if (n === 0 || (op === "relu" && o === xs && this.#q.relu(xs, n))) return;
+    this.#q.flush();
+    this.#check("unary", this.#lib.symbols.ts_unary_f32(o.ptr, xs.ptr, n, UNARY[op]));
+  }
+
+  select(idx: IndexBuf, score: Buf, offset: number, n: number, threshold: number): void {
+    const d = this.#index("select", idx);
+    const s = this.#buf("select", "score", score);
+    this.#count("select", "offset", offset);
+    this.#count("select", "n", n);
+    this.#fits("select", "score", s, offset + n);
+    if (n > d.capacity) throw new Error(`cuda select: n ${n} exceeds capacity ${d.capacity}`);
+    this.#q.flush();
+    this.#check(
+      "select",
+      this.#lib.symbols.ts_select_f32(d.ptr, at(s.ptr, offset * 4), n, threshold),
+    );
+  }
+
+  gluSparse(act: Buf, gate: Weight, up: Weight, x: Buf, xOffset: number, idx: IndexBuf, kind: Glu) {
+    const g = this.#weight("gluSparse", gate);
+    const u = this.#weight("gluSparse", up);
+    if (g.type !== u.type || g.rows !== u.rows || g.cols !== u.cols) {
+      throw new Error(`cuda gluSparse: ${g.name} and ${u.name} differ in type or shape`);
+    }
+    this.#gathered("gluSparse", act, g.ptr, null, u, x, xOffset, idx, kind);
+  }
+
+  gluSparseGated(
+    act: Buf,
+    gateOut: Buf,
+    gateOffset: number,
+    up: Weight,
+    x: Buf,
+    xOffset: number,
+    idx: IndexBuf,
+    kind: Glu,
+  ): void {
+    const gs = this.#buf("gluSparseGated", "gateOut", gateOut);
+    const u = this.#weight("gluSparseGated", up);
+    this.#count("gluSparseGated", "gateOffset", gateOffset);
+    this.#fits("gluSparseGated", "gateOut", gs, gateOffset + u.rows);
+    if (gs === act) throw new Error("cuda gluSparseGated: act must not alias gateOut");
+    this.#gathered(
+      "gluSparseGated",
+      act,
+      null,
+      at(gs.ptr, gateOffset * 4),
+      u,
+      x,
+      xOffset,
+      idx,
+      kind,
+    );
+  }
+
+  /** The gathered gate/up rows of `idx` (gate weight, or the gate projection gateOut). */
+  #gathered(
+    op: string,
+    act: Buf,
+    gate: Deno.PointerObject | null,
+    gateOut: Deno.PointerObject | null,
+    u: CudaWeight,
+    x: Buf,
+    xOffset: number,
+    idx: IndexBuf,
+    kind: Glu,
+  ): void {
+    const a = this.#buf(op, "act", act);
+    const xs = this.#buf(op, "x", x);
+    const d = this.#index(op, idx);
+    this.#count(op, "xOffset", xOffset);
+    this.#fits(op, "x", xs, xOffset + u.cols);
+    if (a === xs) throw new Error(`cuda ${op}: act must not alias x`);
+    if (!(kind in GLU_KIND)) throw new Error(`cuda ${op}: unknown glu kind "${kind}"`);
+    // The count lives on the device, unchecked here: act must hold that many values.
+    this.#q.flush();
+    const fn = this.#sparse[u.type].glu;
+    const rc = fn(
+      a.ptr,
+      gate,
+      gateOut,
+      u.ptr,
+      at(xs.ptr, xOffset * 4),
+      d.ptr,
+      d.capacity,
+      u.cols,
+      GLU_KIND[kind],
+    );
+    this.#check(op, rc);
+  }
+
+  downSparse(out: Buf, outOffset: number, downT: Weight, act: Buf, idx: IndexBuf): void {
+    const o = this.#buf("downSparse", "out", out);
+    const a = this.#buf("downSparse", "act", act);
+    const w = this.#weight("downSparse", downT);
+    const d = this.#index("downSparse", idx);
+    this.#count("downSparse", "outOffset", outOffset);
+    this.#fits("downSparse", "out", o, outOffset + w.cols);
+    if (o === a) throw new Error("cuda downSparse: out must not alias act");
+    this.#q.flush();
+    const fn = this.#sparse[w.type].down;
+    this.#check("downSparse", fn(at(o.ptr, outOffset * 4), w.ptr, a.ptr, d.ptr, w.cols));
+  }
+
+  axpy(out: Buf, outOffset: number, x: Buf, xOffset: number, n: number, alpha: number): void {
+    const o = this.#buf("axpy", "out", out);
+    const xs = this.#buf("axpy", "x", x);
+    this.#count("axpy", "n", n);
+    this.#count("axpy", "outOffset", outOffset);
+    this.#count("axpy", "xOffset", xOffset);
+    this.#fits("axpy", "out", o, outOffset + n);
+    this.#fits("axpy", "x", xs, xOffset + n);
+    this.#q.flush();
+    if (n > 0) {
+      const rc = this.#lib.symbols.ts_axpy_f32(
+        at(o.ptr, outOffset * 4),
+        at(xs.ptr, xOffset * 4),
+        n,
+        alpha,
+      );
+      this.#check("axpy", rc);
+    }
+  }
+
+  // ---- decode-step graphs (kernels/cuda/graph.cu) ----
+
+  /**
+   * Run a decode step: the first call with `key` runs `record` op by op (scratch areas reach
+   * their size), the second captures it into a CUDA graph, later ones replay that graph after
+   * writing pos and token to the device. A graph whose scratch areas moved is captured again.
+   */
+  step(key: object, pos: number, tokens: Int32Array, record: () => void): void {
+    const s = this.#lib.symbols;
+    this.#q.flush();
+    const ptr = s.ts_step_ptr();
+    if (!ptr || tokens.length !== 1) {
+      record();
+      return;
+    }
+    this.#check("step", s.ts_step_set(pos, tokens[0]));
+    const g = this.#graphs.get(key);
+    if (g?.exec && g.epoch === s.ts_scratch_epoch()) {
+      this.#check("step", s.ts_graph_launch(g.exec));
+      return;
+    }
+    this.#q.dyn = { pos, token: tokens[0], ptr };
+    try {
+      if (!g) {
+        this.#graphs.set(key, { exec: null, epoch: -1 });
+        record();
+        this.#q.flush();
+        return;
+      }
+      if (g.exec) this.#freeGraph(g);
+      this.#capture(g, record);
+    } finally {
+      this.#q.dyn = null;
+    }
+    this.#check("step", s.ts_graph_launch(g.exec!));
+  }
+
+  #capture(g: Graph, record: () => void): void {
+    const s = this.#lib.symbols;
+    this.#check("step", s.ts_graph_begin());
+    this.#capturing = true;
+    const handle = new BigUint64Array(1);
+    let rc = 0;
+    try {
+      record();
+      this.#q.flush();
+    } finally {
+      this.#capturing = false;
+      rc = s.ts_graph_end(handle);
+    }
+    this.#check("step capture", rc);
+    g.exec = Deno.UnsafePointer.create(handle[0]);
+    g.epoch = s.ts_scratch_epoch();
+    this.#execs.add(g.exec!);
+  }
+
+  #freeGraph(g: Graph): void {
+    this.#execs.delete(g.exec!);
+    this.#lib.symbols.ts_graph_free(g.exec);
+    g.exec = null;
   }
 
   /** Free every buffer and weight of this backend (the library stays loaded). */
   close(): void {
     if (this.#closed) return;
+    this.#q.flush();
     this.#closed = true;
+    for (const e of this.#execs) this.#lib.symbols.ts_graph_free(e);
+    this.#execs.clear();
     this.#lib.symbols.ts_cuda_sync();
     for (const p of this.#owned) this.#lib.symbols.ts_cuda_free(p);
     this.#owned.clear();
@@ -359,6 +698,12 @@ export class CudaBackend implements Backend {
     if (this.#closed) throw new Error(`cuda ${op}: backend is closed`);
     if (!(b instanceof CudaBuf)) throw new Error(`cuda ${op}: ${arg} is not a cuda buffer`);
     return b;
+  }
+
+  #index(op: string, i: IndexBuf): CudaIndex {
+    if (this.#closed) throw new Error(`cuda ${op}: backend is closed`);
+    if (!(i instanceof CudaIndex)) throw new Error(`cuda ${op}: idx is not a cuda index list`);
+    return i;
   }
 
   #weight(op: string, w: Weight): CudaWeight {

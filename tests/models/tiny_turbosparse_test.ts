@@ -39,12 +39,19 @@ Deno.test("tiny-turbosparse matches its model card on held-out text", async () =
     const sparse = crossEntropy(model.eval(model.newState(), tokens, true, rec), tokens, vocab);
     const s = rec.summary("lowrank");
     console.log(
-      `  ${model.backend.name}: loss dense ${dense.toFixed(4)}, predicted-sparse ${sparse.toFixed(4)}; ` +
-        `true active ${(100 * s.trueActive!).toFixed(1)}%, predicted ${(100 * s.predictedActive).toFixed(1)}%, ` +
+      `  ${model.backend.name}: loss dense ${dense.toFixed(4)}, predicted-sparse ${
+        sparse.toFixed(4)
+      }; ` +
+        `true active ${(100 * s.trueActive!).toFixed(1)}%, predicted ${
+          (100 * s.predictedActive).toFixed(1)
+        }%, ` +
         `recall ${(100 * s.recall!).toFixed(1)}%, precision ${(100 * s.precision!).toFixed(1)}%`,
     );
     assert.ok(Math.abs(dense - 3.30) < 0.5, `dense loss ${dense} far from the card's 3.30`);
-    assert.ok(sparse <= dense * 1.02, `predicted-sparse loss ${sparse} is over 2% above dense ${dense}`);
+    assert.ok(
+      sparse <= dense * 1.02,
+      `predicted-sparse loss ${sparse} is over 2% above dense ${dense}`,
+    );
     assert.ok(s.trueActive! > 0.04 && s.trueActive! < 0.12, `true activity ${s.trueActive}`);
     assert.ok(s.recall! >= 0.92, `recall ${s.recall}`);
     assert.ok(s.predictedActive < 0.35, `predicted activity ${s.predictedActive}`);
@@ -68,7 +75,11 @@ Deno.test("tiny-turbosparse greedy output is stable and English-like", async () 
     assert.equal(a, b);
     const words = a.trim().split(/\s+/);
     assert.ok(words.length >= 10, `too few words: ${JSON.stringify(a)}`);
-    const common = words.filter((w) => /^(the|of|and|to|a|that|in|it|he|she|was|be|is|his|her|not|as|for|with|by|i|you)$/i.test(w.replace(/[^a-z]/gi, "")));
+    const common = words.filter((w) =>
+      /^(the|of|and|to|a|that|in|it|he|she|was|be|is|his|her|not|as|for|with|by|i|you)$/i.test(
+        w.replace(/[^a-z]/gi, ""),
+      )
+    );
     assert.ok(common.length >= 2, `no common English words in ${JSON.stringify(a)}`);
   } finally {
     model.close();

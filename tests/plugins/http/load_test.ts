@@ -35,7 +35,13 @@ Deno.test("serve() gives 6 concurrent streaming chats the text of their solo run
 
 Deno.test("serve() frees the slot of a client that disconnects mid-stream", async () => {
   const model = await testModel();
-  const server = serve(model, { port: 0 });
+  // 3 ms per forward: the 150-token generation cannot finish before the client hangs up
+  const slow: StepRunner = (m, items) => {
+    const until = performance.now() + 3;
+    while (performance.now() < until) { /* a slower backend */ }
+    return sequentialStep(m, items);
+  };
+  const server = serve(model, { port: 0, step: slow });
   try {
     const { before, after } = await disconnectRun(server.url, "tiny");
     assert.equal(before, 1);

@@ -1,0 +1,122 @@
+/*
+ * sparse_avx2.c: AVX2 + FMA + F16C sparse down-projection kernels (ts_down_fn of ts.h) for
+ * libts_x86: out[c0..c1) = sum over active neurons, ascending, of a_k * down_t row.
+ *   F32, F16 (vcvtph2ps), BF16 (shift): 8 columns per FMA.
+ *   Q8_0, Q4_0: per 32-column block s = a_k * d once, int8 (Q4_0: nibble - 8) widened to f32,
+ *   one FMA per 8 columns.
+ * Rows go four at a time: the output slice is loaded once per four rows and the four FMAs
+ * chain in ascending k, so each column sees exactly the sum order of the one-row loop (and of
+ * any column split: results do not depend on the thread count). Compiled with -mavx2 -mfma
+ * -mf16c, called only when dispatch_x86.c finds them. Plain twin: sparse_scalar.c.
+ * Build: plugins/_native/build.ts; bench: bench/sparse_decode.ts.
+ */
+#include "ts.h"
+
+#include <immintrin.h>
+#include <math.h>
+
+#define AI static inline __attribute__((always_inline))
+#define ROWS 4 /* neurons per pass over the output slice */
+
+AI __m256 load8(const uint8_t *r, int c, int type) {
+  switch (type) {
+  case TS_F16: return _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(r + (size_t)c * 2)));
+  case TS_BF16:
+    return _mm256_castsi256_ps(_mm256_slli_epi32(
+        _mm256_cvtepu16_epi32(_mm_loadu_si128((const __m128i *)(r + (size_t)c * 2))), 16));
+  default: return _mm256_loadu_ps((const float *)(r + (size_t)c * 4));
+  }
+}
+
+AI float load1(const uint8_t *r, int c, int type) {
+  switch (type) {
+  case TS_F16: return _cvtsh_ss(ts_load_u16(r + (size_t)c * 2));
+  case TS_BF16: return ts_bf16_to_f32(ts_load_u16(r + (size_t)c * 2));
+  default: {
+    float f;
+    memcpy(&f, r + (size_t)c * 4, 4);
+    return f;
+  }
+  }
+}
+
+/* nr (1..ROWS) float rows into out[c0..c1). */
+AI void rows_float(float *out, const uint8_t **r, const float *a, int nr, int c0, int c1, int type) {
+  __m256 av[ROWS];
+  for (int i = 0; i < nr; i++) av[i] = _mm256_set1_ps(a[i]);
+  int c = c0;
+  for (; c + 8 <= c1; c += 8) {
+    __m256 acc = _mm256_loadu_ps(out + c);
+    for (int i = 0; i < nr; i++) acc = _mm256_fmadd_ps(load8(r[i], c, type), av[i], acc);
+    _mm256_storeu_ps(out + c, acc);
+  }
+  for (; c < c1; c++) {
+    float s = out[c];
+    for (int i = 0; i < nr; i++) s = fmaf(load1(r[i], c, type), a[i], s);
+    out[c] = s;
+  }
+}
+
+/* The 32 weights of a Q8_0 or Q4_0 block as four vectors of 8 f32. */
+AI void block8(__m256 *v, const uint8_t *p, int q4) {
+  __m128i lo, hi;
+  if (q4) {
+    const __m128i m = _mm_set1_epi8(0x0f), eight = _mm_set1_epi8(8);
+    __m128i raw = _mm_loadu_si128((const __m128i *)(p + 2));
+    lo = _mm_sub_epi8(_mm_and_si128(raw, m), eight);
+    hi = _mm_sub_epi8(_mm_and_si128(_mm_srli_epi16(raw, 4), m), eight);
+  } else {
+    lo = _mm_loadu_si128((const __m128i *)(p + 2));
+    hi = _mm_loadu_si128((const __m128i *)(p + 18));
+  }
+  v[0] = _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(lo));
+  v[1] = _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(_mm_srli_si128(lo, 8)));
+  v[2] = _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(hi));
+  v[3] = _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(_mm_srli_si128(hi, 8)));
+}
+
+/* nr (1..ROWS) quantised rows into out[c0..c1), whole blocks. */
+AI void rows_q(float *out, const uint8_t **r, const float *a, int nr, int c0, int c1, int q4) {
+  const size_t bb = q4 ? TS_Q4_BYTES : TS_Q8_BYTES;
+  for (int b = c0 / TS_QK; b < c1 / TS_QK; b++) {
+    float *o = out + b * TS_QK;
+    __m256 acc[4];
+    for (int v = 0; v < 4; v++) acc[v] = _mm256_loadu_ps(o + 8 * v);
+    for (int i = 0; i < nr; i++) {
+      const uint8_t *p = r[i] + (size_t)b * bb;
+      __m256 s = _mm256_set1_ps(a[i] * _cvtsh_ss(ts_load_u16(p))), w[4];
+      block8(w, p, q4);
+      for (int v = 0; v < 4; v++) acc[v] = _mm256_fmadd_ps(w[v], s, acc[v]);
+    }
+    for (int v = 0; v < 4; v++) _mm256_storeu_ps(o + 8 * v, acc[v]);
+  }
+}
+
+AI void down(float *out, const uint8_t *w, size_t stride, const int32_t *ids, const float *a,
+             int n, int c0, int c1, int type) {
+  memset(out + c0, 0, (size_t)(c1 - c0) * 4);
+  for (int k = 0; k < n; k += ROWS) {
+    int nr = n - k < ROWS ? n - k : ROWS;
+    const uint8_t *r[ROWS];
+    for (int i = 0; i < nr; i++) r[i] = w + (size_t)ids[k + i] * stride;
+    if (type == TS_Q8_0 || type == TS_Q4_0) {
+      if (nr == ROWS) rows_q(out, r, a + k, ROWS, c0, c1, type == TS_Q4_0);
+      else rows_q(out, r, a + k, nr, c0, c1, type == TS_Q4_0);
+    } else {
+      if (nr == ROWS) rows_float(out, r, a + k, ROWS, c0, c1, type);
+      else rows_float(out, r, a + k, nr, c0, c1, type);
+    }
+  }
+}
+
+#define TS_DOWN_AVX2(T, TYPE)                                                                    \
+  void ts_down_sparse_##T##_avx2(float *out, const uint8_t *w, size_t stride, const int32_t *ids, \
+                                 const float *a, int n, int c0, int c1) {                       \
+    down(out, w, stride, ids, a, n, c0, c1, TYPE);                                              \
+  }
+
+TS_DOWN_AVX2(f32, TS_F32)
+TS_DOWN_AVX2(f16, TS_F16)
+TS_DOWN_AVX2(bf16, TS_BF16)
+TS_DOWN_AVX2(q8_0, TS_Q8_0)
+TS_DOWN_AVX2(q4_0, TS_Q4_0)

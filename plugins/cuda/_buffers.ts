@@ -1,0 +1,43 @@
+/**
+ * The CUDA backend's handles: an f32 activation buffer, an index list and a weight, each a
+ * device pointer with its size. Ops check that they were given these (`_args.ts`).
+ *
+ * @module
+ */
+
+import type { Buf, IndexBuf, Weight } from "../../core/backend.ts";
+import type { DType } from "../../core/dtype.ts";
+import { numel } from "../../core/tensor.ts";
+
+/** An f32 activation buffer in device memory. */
+export class CudaBuf implements Buf {
+  constructor(readonly ptr: Deno.PointerObject, readonly length: number) {}
+}
+
+/** An index list in device memory: int32 `[count, id 0, id 1, ...]`, the count on the device. */
+export class CudaIndex implements IndexBuf {
+  constructor(readonly ptr: Deno.PointerObject, readonly capacity: number) {}
+}
+
+/** A weight uploaded once; 1-D weights (norms) also keep an f32 copy for rmsnorm. */
+export class CudaWeight implements Weight {
+  constructor(
+    readonly name: string,
+    readonly type: DType,
+    readonly shape: readonly number[],
+    readonly ptr: Deno.PointerObject,
+    readonly bytes: number,
+    readonly f32: Deno.PointerObject | null,
+  ) {}
+  get cols(): number {
+    return this.shape.length === 0 ? 1 : this.shape[this.shape.length - 1];
+  }
+  get rows(): number {
+    return this.cols === 0 ? 0 : numel(this.shape) / this.cols;
+  }
+}
+
+/** `p` advanced by `bytes`. */
+export function at(p: Deno.PointerObject, bytes: number): Deno.PointerObject {
+  return Deno.UnsafePointer.offset(p, bytes)!;
+}

@@ -1,0 +1,71 @@
+/**
+ * The native sparse FFN ops beyond conformance: bitwise identical results for 1, 2 and 3
+ * threads (the down projection is split by output columns, never by neurons) and with
+ * row-column bundling on or off, on every native CPU plugin that runs here.
+ *
+ * @module
+ */
+
+import assert from "node:assert/strict";
+import type { BackendPlugin, Glu, SparseBackend } from "../../core/backend.ts";
+import { sparseOps } from "../../core/backend.ts";
+import { DType, dtypeName } from "../../core/dtype.ts";
+import type { NativeBackend } from "../../plugins/_native/backend.ts";
+import { plugin as scalar } from "../../plugins/cpu_scalar/mod.ts";
+import { plugin as neon } from "../../plugins/cpu_neon/mod.ts";
+import { plugin as x86 } from "../../plugins/cpu_x86/mod.ts";
+import { rand, tensor } from "./_native_suite.ts";
+
+const N_FF = 1024, N_EMBD = 512;
+const TYPES = [DType.F32, DType.F16, DType.BF16, DType.Q8_0, DType.Q4_0];
+
+/** gluSparse then downSparse on every other neuron: the packed activations and the output. */
+function ffn(b: SparseBackend, type: DType, kind: Glu, bundle: boolean): Float32Array {
+  (b as unknown as NativeBackend).sparse.bundle = bundle;
+  const w = (name: string, seed: number) =>
+    b.weight(tensor(name, type, [N_FF, N_EMBD], rand(N_FF * N_EMBD, seed, 0.1)));
+  const gate = w("gate", 1), up = w("up", 2), downT = w("down_t", 3);
+  b.prepareSparseFFN?.(gate, up, downT);
+  const x = b.alloc(N_EMBD), act = b.alloc(N_FF), out = b.alloc(N_EMBD);
+  b.write(x, rand(N_EMBD, 4));
+  const idx = b.allocIndex(N_FF);
+  b.select(idx, b.alloc(N_FF), 0, N_FF, 0); // zeros ≥ 0: every neuron
+  const ids = b.readIndex(idx).filter((i) => i % 2 === 0);
+  b.writeIndex(idx, ids);
+  b.gluSparse(act, gate, up, x, 0, idx, kind);
+  b.downSparse(out, 0, downT, act, idx);
+  const a = b.read(act, 0, ids.length);
+  if (kind === "drelu") assert.ok(a.some((v) => v === 0), "dReLU leaves some neurons inactive");
+  assert.ok(a.some((v) => v !== 0), "some neurons are active");
+  return Float32Array.from([...a, ...b.read(out)]);
+}
+
+for (const plugin of [scalar, x86, neon] as BackendPlugin[]) {
+  const probe = await plugin.probe();
+  Deno.test({
+    name: `${plugin.name} gluSparse() and downSparse() give the same bits for 1, 2, 3 threads ` +
+      `and with bundled rows`,
+    ignore: probe.score <= 0,
+    async fn() {
+      for (const type of TYPES) {
+        for (const kind of ["drelu", "swiglu"] as Glu[]) {
+          const what = `${dtypeName(type)} ${kind}`;
+          let want: Float32Array | undefined;
+          for (
+            const [threads, bundle] of [[1, false], [2, false], [3, false], [2, true]] as const
+          ) {
+            const b = await plugin.open({ threads });
+            try {
+              const got = ffn(sparseOps(b), type, kind, bundle);
+              want ??= got;
+              const label = `${what}, ${threads} threads${bundle ? ", bundled" : ""}`;
+              assert.deepEqual(new Uint32Array(got.buffer), new Uint32Array(want.buffer), label);
+            } finally {
+              b.close?.();
+            }
+          }
+        }
+      }
+    },
+  });
+}

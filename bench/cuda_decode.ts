@@ -7,6 +7,10 @@
  * tokens/s for a `--prompt`-token prompt (chunks of MAX_BATCH), decode tokens/s, and the host
  * time per decoded token spent outside the synchronising logits read.
  *
+ * `--mv grid,wpr,prefetch` sets the matvec launch shape for prefill and decode (default
+ * `0,0,1`; `3,0,1` is the general kernel without matvec_xreg.cu); the per-shape table sweeps
+ * several and checks that the two kernels agree.
+ *
  * `--sparse F` makes every FFN sparse (PowerInfer layout) with a rank-`--rank` (1024) low-rank
  * predictor whose per-layer thresholds are calibrated on two tokens to keep a fraction F of
  * the neurons. The activation is swiglu, so every selected neuron also reads its down row
@@ -25,6 +29,7 @@ import type { ModelConfig } from "../core/config.ts";
 import { parseDType } from "../core/dtype.ts";
 import { forward, MAX_BATCH, RunState } from "../core/forward.ts";
 import { lowRankPredictor, type Predictor } from "../core/predictor.ts";
+import type { Weight } from "../core/backend.ts";
 import type { DenseFFN, FFNUnit, Layer, SparseFFN, Weights } from "../core/weights.ts";
 import { type CudaBackend, type CudaWeight, plugin } from "../plugins/cuda/mod.ts";
 
@@ -122,21 +127,96 @@ console.log(
 const bandwidth = be.readBandwidth(4 * 2 ** 30, 20);
 console.log(`read bandwidth: ${bandwidth.toFixed(0)} GB/s (4 GiB streamed 20 times)`);
 
-// The matvec alone, per shape: GB/s of weights over 50 back-to-back launches.
-const matvec: Record<string, number> = {};
-const x = be.alloc(nFF), y = be.alloc(nVocab);
-be.write(x, new Float32Array(nFF).fill(0.01));
-const l0 = layers[0], f0 = l0.ffn as DenseFFN | SparseFFN;
-const shapes = { q: l0.wq, k: l0.wk, gate: f0.gate, output: w.output };
-for (const [name, wt] of Object.entries(shapes)) {
-  const m = wt as CudaWeight;
-  for (let i = 0; i < 5; i++) be.matmul(y, m, x, 1);
-  be.sync();
-  const s = performance.now();
-  for (let i = 0; i < 50; i++) be.matmul(y, m, x, 1);
-  be.sync();
-  matvec[name] = (m.bytes * 50) / ((performance.now() - s) * 1e6);
-  console.log(`matvec ${name} [${m.shape.join(", ")}]: ${matvec[name].toFixed(0)} GB/s`);
+// The matvec alone, per shape: GB/s of weights, one CUDA graph of one launch per layer
+// (distinct matrices, so L2 holds none of them; x alternates so no two launches merge),
+// median of 20 replays; for each launch shape of matvec.cu (`grid,wpr,prefetch`).
+const matvec: Record<string, Record<string, number>> = {};
+const xs = [be.alloc(nFF), be.alloc(nFF)], ys = [be.alloc(nVocab), be.alloc(nVocab)];
+const q2 = be.alloc(nVocab);
+for (const b of xs) be.write(b, Float32Array.from({ length: nFF }, (_, i) => Math.sin(i)));
+const dense0 = layers[0].ffn.kind === "dense";
+const shapes: Record<string, Weight[]> = {
+  q: layers.map((l) => l.wq),
+  k: layers.map((l) => l.wk),
+  gate: layers.map((l) => (l.ffn as DenseFFN | SparseFFN).gate),
+  ...(dense0 ? { down: layers.map((l) => (l.ffn as DenseFFN).down) } : {}),
+  output: [w.output],
+};
+// 0,0,x: matvec_xreg.cu (x in registers); 3,0,x: the general kernel (matvec.cu).
+const configs = ["0,0,1", "0,0,0", "3,0,1", "3,0,0"];
+const setConfig = (c: string) => {
+  const [g, r, p] = c.split(",").map(Number);
+  be.matvecConfig(g, r, p);
+};
+for (const c of configs) {
+  setConfig(c);
+  const row: Record<string, number> = {};
+  for (const [name, ws] of Object.entries(shapes)) {
+    const bytes = ws.reduce((n, m) => n + (m as CudaWeight).bytes, 0);
+    const ms = be.timeGraph(() => ws.forEach((m, i) => be.matmul(ys[i % 2], m, xs[i % 2], 1)), 20);
+    row[name] = bytes / (ms * 1e6);
+  }
+  // Q, K and V of each layer as the decode step runs them (one merged launch).
+  const qkvBytes = layers.reduce(
+    (n, l) => n + [l.wq, l.wk, l.wv].reduce((m, t) => m + (t as CudaWeight).bytes, 0),
+    0,
+  );
+  const qkvMs = be.timeGraph(() => {
+    layers.forEach((l, i) => {
+      const xb = xs[i % 2];
+      be.matmul(ys[0], l.wq, xb, 1), be.matmul(ys[1], l.wk, xb, 1), be.matmul(q2, l.wv, xb, 1);
+    });
+  }, 20);
+  row.qkv = qkvBytes / (qkvMs * 1e6);
+  matvec[c] = row;
+  console.log(
+    `matvec GB/s [grid,wpr,prefetch = ${c}]: ` +
+      Object.entries(row).map(([k, v]) =>
+        `${k} ${v.toFixed(0)} (${(100 * v / bandwidth).toFixed(0)}%)`
+      ).join(", "),
+  );
+}
+// The two kernels agree on every shape (max |Δ| over max |y|, fresh x).
+be.write(xs[0], Float32Array.from({ length: nFF }, () => Math.random() * 2 - 1));
+for (const [name, ws] of Object.entries(shapes)) {
+  const m = ws[0] as CudaWeight, out: Float32Array[] = [];
+  for (const c of ["0,0,1", "3,0,1"]) {
+    setConfig(c);
+    be.matmul(ys[0], m, xs[0], 1);
+    out.push(be.read(ys[0], 0, m.rows));
+  }
+  let d = 0, mx = 0;
+  out[0].forEach((
+    v,
+    i,
+  ) => (d = Math.max(d, Math.abs(v - out[1][i])), mx = Math.max(mx, Math.abs(v))));
+  console.log(
+    `matvec check ${name}: max |xreg - general| / max |y| = ${(d / mx).toExponential(1)}`,
+  );
+}
+setConfig(arg("--mv", "0,0,1"));
+{
+  // One-block kernels, 32 launches each in one graph: add+rmsnorm; select (sparse only).
+  const normMs = be.timeGraph(() => {
+    for (const l of layers) {
+      be.add(xs[0], xs[0], xs[1], nEmbd), be.rmsnorm(ys[0], xs[0], l.attnNorm, 1, 1e-5);
+    }
+  }, 20);
+  let line = `one-block kernels: add+rmsnorm ${(1000 * normMs / nLayer).toFixed(2)} µs`;
+  if (sparse > 0) {
+    const score = be.alloc(nFF), ix = be.allocIndex!(nFF);
+    be.write(
+      score,
+      Float32Array.from({ length: nFF }, (_, i) => Math.sin(i * 12.9898) * 0.5 + 0.5),
+    );
+    const selMs = be.timeGraph(() => {
+      for (let l = 0; l < nLayer; l++) be.select!(ix, score, 0, nFF, 1 - sparse);
+    }, 20);
+    line += `, select ${(1000 * selMs / nLayer).toFixed(2)} µs (${
+      be.readIndex!(ix).length
+    } of ${nFF})`;
+  }
+  console.log(`${line} per launch`);
 }
 
 // Time spent inside the synchronising read (waiting for the GPU) vs issuing ops.
@@ -218,6 +298,44 @@ console.log(
   `host: ${hostMs.toFixed(2)} ms/token issuing ops, ${(readMs / nDecode).toFixed(2)} ms/token ` +
     `waiting in the logits read`,
 );
+// The same decode with rmsnorm, residual add and select as their own launches (the plain
+// ops beside matvec_xreg.cu's fused prologue/epilogues), on a fresh state: speed, and the
+// last logits of both runs (same tokens, same positions) agree.
+const fusedLogits = be.read(st.logits, 0, nVocab);
+be.matvecFuse(false);
+const st2 = new RunState(be, cfg, nPrompt + nDecode + 8);
+prefill(st2, nPrompt);
+s = performance.now();
+for (let i = 0; i < nDecode; i++) {
+  forward(w, cfg, st2, tokens.subarray(nPrompt + i, nPrompt + i + 1), false, run);
+}
+const plainTps = nDecode / ((performance.now() - s) / 1000);
+const plainLogits = be.read(st2.logits, 0, nVocab);
+// Sparse: once more with select fused into the fc2 matvec too (off by default).
+let selectTps = 0;
+if (sparse > 0) {
+  be.matvecFuse(true, true);
+  const st3 = new RunState(be, cfg, nPrompt + nDecode + 8);
+  prefill(st3, nPrompt);
+  s = performance.now();
+  for (let i = 0; i < nDecode; i++) {
+    forward(w, cfg, st3, tokens.subarray(nPrompt + i, nPrompt + i + 1), false, run);
+  }
+  selectTps = nDecode / ((performance.now() - s) / 1000);
+  console.log(`decode with select fused into fc2 too: ${selectTps.toFixed(1)} tokens/s`);
+}
+be.matvecFuse(true);
+let dl = 0, ml = 0;
+fusedLogits.forEach((
+  v,
+  i,
+) => (dl = Math.max(dl, Math.abs(v - plainLogits[i])), ml = Math.max(ml, Math.abs(v))));
+console.log(
+  `decode with plain norm/add/select launches: ${plainTps.toFixed(1)} tokens/s ` +
+    `(fused ${decodeTps.toFixed(1)}); last logits max |fused - plain| / max |y| = ${
+      (dl / ml).toExponential(1)
+    }`,
+);
 // The last layer's active list of the last token: the fraction the thresholds kept.
 const active = sparse > 0 && st.idx ? be.readIndex!(st.idx).length / nFF : 1;
 if (sparse > 0) console.log(`sparse: ${(100 * active).toFixed(1)}% active in the last layer`);
@@ -238,6 +356,8 @@ if (jsonPath) {
         prefillTps,
         nDecode,
         decodeTps,
+        plainTps,
+        selectTps,
         hostMs,
         date: new Date().toISOString(),
       },

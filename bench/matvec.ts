@@ -107,7 +107,9 @@ for (const name of types) {
     ? `, ${((m * 1e9 / (rb * rows)) * nTok * rows * cols * 2 / 1e9).toFixed(1)} GFLOP/s`
     : "";
   console.log(
-    `${dtypeName(type).padEnd(5)} [${rows}, ${cols}] x${count}${layout}: median ${m.toFixed(1)} GB/s ` +
+    `${dtypeName(type).padEnd(5)} [${rows}, ${cols}] x${count}${layout}: median ${
+      m.toFixed(1)
+    } GB/s ` +
       `(${(100 * m / bwm).toFixed(0)}% of ${bwm.toFixed(1)} GB/s read bandwidth, best run ${
         Math.max(...gbs).toFixed(1)
       } GB/s)${tok}`,

@@ -36,4 +36,7 @@ echo "== cpu_neon with dotprod (qemu max CPU): native suite + conformance"
 QEMU_CPU=max run_tests
 echo "== cpu_neon without dotprod (Cortex-A72): native suite"
 QEMU_CPU=cortex-a72 run_tests --filter "/^cpu_neon /"
+echo "== cpu_neon sparse ops: identical results for 1, 2 and 3 threads (qemu max CPU)"
+QEMU_CPU=max qemu-aarch64 -L "$SYSROOT" "$CACHE/deno" test --no-check --allow-ffi --allow-read --allow-env \
+  --filter "/^cpu_neon /" tests/plugins/cpu_sparse_test.ts
 echo "cpu_neon: all passed"

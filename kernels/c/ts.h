@@ -3,7 +3,7 @@
  *
  * Three libraries are built from kernels/c (see plugins/_native/build.ts):
  *   libts_scalar: pool.c cpu.c ops.c matmul.c matmul_scalar.c   (portable C11)
- *   libts_x86:    the same plus matmul_avx2.c matmul_avx512.c    (runtime dispatch)
+ *   libts_x86:    the same plus matmul_avx2.c matmul_avx2_packed.c (runtime dispatch)
  *   libts_neon:   the same plus matmul_neon.c                     (aarch64)
  * Every library exports the same ts_* symbols (plugins/_native/symbols.ts).
  * Build: `deno task build`; bench: `deno task bench:bandwidth`, bench/decode.ts.

@@ -54,3 +54,30 @@ TS_EXPORT int ts_graph_free(void* exec) {
   cudaStreamSynchronize(ts_stream());
   return (int)cudaGraphExecDestroy((cudaGraphExec_t)exec);
 }
+
+// Bench only: milliseconds per replay of `exec`, the median of `reps` replays each timed with
+// events (one warm-up replay first); -1 on error.
+TS_EXPORT double ts_graph_time(void* exec, int reps) {
+  cudaEvent_t ev[2];
+  cudaEventCreate(&ev[0]), cudaEventCreate(&ev[1]);
+  float ms[64];
+  if (reps > 64) reps = 64;
+  if (reps < 1) reps = 1;
+  bool ok = cudaGraphLaunch((cudaGraphExec_t)exec, ts_stream()) == cudaSuccess;
+  for (int i = 0; i < reps && ok; i++) {
+    cudaEventRecord(ev[0], ts_stream());
+    ok = cudaGraphLaunch((cudaGraphExec_t)exec, ts_stream()) == cudaSuccess;
+    cudaEventRecord(ev[1], ts_stream());
+    ok = ok && cudaEventSynchronize(ev[1]) == cudaSuccess;
+    ok = ok && cudaEventElapsedTime(&ms[i], ev[0], ev[1]) == cudaSuccess;
+  }
+  cudaEventDestroy(ev[0]), cudaEventDestroy(ev[1]);
+  if (!ok) return -1;
+  for (int i = 1; i < reps; i++) {  // insertion sort: reps is small
+    const float v = ms[i];
+    int j = i - 1;
+    while (j >= 0 && ms[j] > v) ms[j + 1] = ms[j], j--;
+    ms[j + 1] = v;
+  }
+  return ms[reps / 2];
+}

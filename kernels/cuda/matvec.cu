@@ -16,31 +16,13 @@
 // queues matmuls and merges them when the next op allows.
 //
 // Build: see ts_cuda.h. Bench: bench/cuda_decode.ts (reports the matvec's GB/s).
-#include "ts_cuda.h"
+#include "matvec.h"
 
 int ts_gemm_tc(int type, float* out, const void* w, const float* x, int rows, int cols, int n_tok);
 
-constexpr int MV_WARPS = 8;  // warps per block
-constexpr int MV_LOADS = 8;  // 16-byte weight loads in flight per lane (over all rows read)
-constexpr int MV_JOBS = 3;
-
-// Epilogues: none, relu, or a gate/up pair with the gated activation.
-enum { EPI_NONE = 0, EPI_RELU = 1, EPI_SWIGLU = 2, EPI_REGLU = 3, EPI_DRELU = 4 };
-
-struct MvJob {
-  float* out;           // [n_tok, rows]
-  const uint8_t* w;     // [rows, cols]
-  float* out2;          // up output of a pair
-  const uint8_t* w2;    // up weight of a pair (null for single matrices)
-  int rows, wpr, block0;  // warps per row, first block of this job
-};
-struct MvBatch {
-  MvJob job[MV_JOBS];
-  int n_job, epi;
-};
-
-// Launch shape (bench/cuda_decode.ts sweeps it): grid 0 = auto, 1 = resident grid striding
-// over the rows, 2 = one block per 8/wpr rows; wpr 0 = auto; prefetch 1 = the first rows of
+// Launch shape (bench/cuda_decode.ts sweeps it): grid 0 = auto (matvec_xreg.cu for one
+// token), 1 = resident grid striding over the rows, 2 = one block per 8/wpr rows, 3 = as 1
+// but never matvec_xreg; wpr 0 = auto; prefetch 1 = the first rows of
 // each block are asked of L2 before the wait on the previous kernel.
 static int g_grid = 0, g_wpr = 0, g_prefetch = 1;
 
@@ -58,12 +40,6 @@ __device__ __forceinline__ void mv_acc(float (&acc)[ROWS][NT], const float (&wv)
                    wv[r][4] * b.x + wv[r][5] * b.y + wv[r][6] * b.z + wv[r][7] * b.w;
     }
   }
-}
-
-__device__ __forceinline__ float epilogue(int epi, float g, float u) {
-  if (epi == EPI_SWIGLU) return g / (1.0f + expf(-g)) * u;
-  if (epi == EPI_REGLU) return fmaxf(g, 0.f) * u;
-  return fmaxf(g, 0.f) * fmaxf(u, 0.f);
 }
 
 // This warp's place in virtual block vb: job, row r and column slice ks (of jb.wpr).
@@ -221,6 +197,10 @@ static void launch_v(MvBatch b, int total_rows, const float* x, int cols, int nt
   if (g_wpr > 0) {
     while (wpr < g_wpr && wpr < MV_WARPS) wpr *= 2;
   } else {
+    // Measured (BENCHMARKS.md, 2026-11-29): 4 warps per row of 4096+ columns beat 1 or 2
+    // unless rows are many (the 32000-row output: 2).
+    const int want = cols >= 4096 ? (total_rows >= 24576 ? 2 : 4) : 1;
+    while (wpr < want) wpr *= 2;
     while (wpr < MV_WARPS && (size_t)total_rows * wpr * 2 <= (size_t)resident * MV_WARPS &&
            cols >= 256 * wpr * 2) {
       wpr *= 2;
@@ -244,6 +224,7 @@ static void launch_nt(MvBatch b, int total_rows, const float* x, int cols, int n
 
 template <int T, int ROWS>
 static void launch(MvBatch b, int total_rows, const float* x, int cols, int nt) {
+  if (nt == 1 && g_grid == 0 && matvec_xreg<T, ROWS>(b, x, cols, g_prefetch)) return;
   if (nt == 1) launch_nt<T, 1, ROWS>(b, total_rows, x, cols, nt);
   else if (nt == 2) launch_nt<T, 2, ROWS>(b, total_rows, x, cols, nt);
   else if (nt <= 4) launch_nt<T, 4, ROWS>(b, total_rows, x, cols, nt);

@@ -43,8 +43,6 @@ export class NativeWeight implements Weight {
   readonly data: Uint8Array;
   readonly rows: number;
   readonly cols: number;
-  /** The library's repacked copy for matmul (Q8_0/Q4_0 on x86), or null: use `data`. */
-  packed: Uint8Array | null = null;
   #f32: Float32Array | null = null;
 
   constructor(t: Tensor, backend: string) {
@@ -96,6 +94,8 @@ export class NativeBackend implements Backend {
   readonly #release: () => void;
   readonly #matmul: Record<number, MatmulFn>;
   readonly #packed: Record<number, [PackFn, MatmulFn]>;
+  /** This library's repacked copy of a weight (null: it multiplies the file layout). */
+  readonly #packedData = new WeakMap<NativeWeight, Uint8Array | null>();
   readonly #embed: Record<
     number,
     MatmulFn | ((o: Float32Array, w: Uint8Array, t: Int32Array, n: number, c: number) => void)
@@ -142,17 +142,8 @@ export class NativeBackend implements Backend {
     return p ? Deno.UnsafePointerView.getCString(p) : "";
   }
 
-  /** Wraps the tensor; matrices the library multiplies faster in its own layout are repacked
-   * once into a new buffer (the file view stays, for embed and the sparse kernels). */
   weight(t: Tensor): Weight {
-    const w = new NativeWeight(t, this.name);
-    const pack = (this.#packed[w.type] as [PackFn, MatmulFn] | undefined)?.[0];
-    const n = pack && t.shape.length === 2 ? Number(pack(null, w.data, w.rows, w.cols)) : 0;
-    if (pack && n > 0) {
-      w.packed = new Uint8Array(n);
-      pack(w.packed, w.data, w.rows, w.cols);
-    }
-    return w;
+    return new NativeWeight(t, this.name);
   }
 
   alloc(n: number): Buf {
@@ -222,7 +213,8 @@ export class NativeBackend implements Backend {
     this.#fits("matmul", "x", xs, nTok * m.cols);
     this.#fits("matmul", "out", o, nTok * m.rows);
     if (nTok > 0 && m.rows > 0) {
-      if (m.packed) this.#packed[m.type][1](o, m.packed, xs, m.rows, m.cols, nTok);
+      const packed = this.#pack(m);
+      if (packed) this.#packed[m.type][1](o, packed, xs, m.rows, m.cols, nTok);
       else this.#matmul[m.type](o, m.data, xs, m.rows, m.cols, nTok);
     }
   }
@@ -404,6 +396,26 @@ export class NativeBackend implements Backend {
     if (this.#closed) return;
     this.#closed = true;
     this.#release();
+  }
+
+  /**
+   * The library's own layout of a Q8_0/Q4_0 matrix (x86: 8 rows interleaved), made into a new
+   * buffer on the weight's first matmul, so matrices only the sparse kernels read cost nothing;
+   * the file view stays for embed and those kernels. Null: multiply the file layout.
+   */
+  #pack(w: NativeWeight): Uint8Array | null {
+    let p = this.#packedData.get(w);
+    if (p === undefined) {
+      p = null;
+      const pack = (this.#packed[w.type] as [PackFn, MatmulFn] | undefined)?.[0];
+      const n = pack && w.shape.length === 2 ? Number(pack(null, w.data, w.rows, w.cols)) : 0;
+      if (pack && n > 0) {
+        p = new Uint8Array(n);
+        pack(p, w.data, w.rows, w.cols);
+      }
+      this.#packedData.set(w, p);
+    }
+    return p;
   }
 
   #three(op: string, out: Buf, a: Buf, b: Buf, n: number): Float32Array[] {

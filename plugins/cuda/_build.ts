@@ -21,13 +21,14 @@ const KERNELS = new URL("kernels/cuda/", ROOT);
 export const SOURCES = [
   "runtime.cu",
   "matvec.cu",
+  "matvec_xreg.cu",
   "gemm.cu",
   "ops.cu",
   "attention.cu",
   "sparse.cu",
   "graph.cu",
 ];
-const HEADERS = ["ts_cuda.h"];
+const HEADERS = ["ts_cuda.h", "matvec.h"];
 const FLAGS = [
   "-O3",
   "-std=c++17",

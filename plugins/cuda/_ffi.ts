@@ -7,7 +7,7 @@
  */
 
 /** Must equal TS_CUDA_ABI_VERSION in kernels/cuda/ts_cuda.h. */
-export const ABI_VERSION = 3;
+export const ABI_VERSION = 4;
 
 const MATMUL = {
   parameters: ["pointer", "pointer", "pointer", "i32", "i32", "i32"],
@@ -30,6 +30,35 @@ const MATVEC_BATCH = {
     "pointer",
     "i32",
     "i32",
+  ],
+  result: "i32",
+} as const;
+// The batch's arguments but nTok (one token), then norm weight, normed x out, eps (rmsnorm
+// prologue), residual out and a (add epilogue), index list and threshold (select); null = off.
+const MATVEC_FUSED = {
+  parameters: [
+    ...MATVEC_BATCH.parameters.slice(0, 13) as [
+      "pointer",
+      "pointer",
+      "i32",
+      "pointer",
+      "pointer",
+      "i32",
+      "pointer",
+      "pointer",
+      "i32",
+      "i32",
+      "i32",
+      "pointer",
+      "i32",
+    ],
+    "pointer",
+    "pointer",
+    "f32",
+    "pointer",
+    "pointer",
+    "pointer",
+    "f32",
   ],
   result: "i32",
 } as const;
@@ -95,6 +124,8 @@ export const SYMBOLS = {
   ts_matmul_q4_0: MATMUL,
   ts_matvec_batch_f32: MATVEC_BATCH,
   ts_matvec_batch_f16: MATVEC_BATCH,
+  ts_matvec_fused_f16: MATVEC_FUSED,
+  ts_matvec_fused_bf16: MATVEC_FUSED,
   ts_matvec_batch_bf16: MATVEC_BATCH,
   ts_matvec_batch_q8_0: MATVEC_BATCH,
   ts_matvec_batch_q4_0: MATVEC_BATCH,
@@ -171,6 +202,9 @@ export const SYMBOLS = {
   ts_graph_end: { parameters: ["buffer"], result: "i32" },
   ts_graph_launch: { parameters: ["pointer"], result: "i32" },
   ts_graph_free: { parameters: ["pointer"], result: "i32" },
+  // Bench only: ms per replay (median of reps); matvec launch shape (grid, wpr, prefetch).
+  ts_graph_time: { parameters: ["pointer", "i32"], result: "f64" },
+  ts_matvec_config: { parameters: ["i32", "i32", "i32"], result: "i32" },
 } as const;
 
 /** An opened libts_cuda. */

@@ -2,6 +2,10 @@
  * The CUDA backend's held-back ops: a matmul, add, rope or KV-row store waits here until the
  * next op shows whether it merges (one launch for Q, K and V; the glu or relu in the matvec's
  * epilogue; add then rmsnorm as one kernel; two ropes in one launch; both KV rows in one).
+ * For one token on F16/BF16 weights the matvec also absorbs its neighbours
+ * (kernels/cuda/matvec_xreg.cu): an rmsnorm whose output is the matvec's x (prologue), the
+ * residual add of its output, and a select of its output (epilogues). When the kernel has no
+ * fused form for the shapes, the plain ops run instead, in order.
  * Only one kind is held at a time, and every other op flushes first, so effects keep the
  * order of the calls. Callers have checked the arguments.
  *
@@ -11,7 +15,7 @@
 import { DType } from "../../core/dtype.ts";
 import type { Glu } from "../../core/backend.ts";
 import type { CudaLib } from "./_ffi.ts";
-import type { CudaBuf, CudaWeight } from "./backend.ts";
+import type { CudaBuf, CudaWeight } from "./_buffers.ts";
 
 /** The position and token of a decode step being run or captured, and where they live. */
 export interface Dyn {
@@ -48,6 +52,21 @@ interface Store {
   n: number;
 }
 
+/** A held rmsnorm of one token: out = rmsnorm(x) · w. */
+interface Norm {
+  out: CudaBuf;
+  x: CudaBuf;
+  w: Deno.PointerObject;
+  n: number;
+  eps: number;
+}
+/** What the held matvec group fuses: a prologue norm, an add or a select epilogue. */
+interface Fused {
+  norm: Norm | null;
+  res: { out: CudaBuf; a: CudaBuf } | null;
+  sel: { idx: Deno.PointerObject; thr: number } | null;
+}
+
 /** Matvec epilogue codes of kernels/cuda/matvec.cu. */
 const EPI: Record<Glu | "none" | "relu", number> = {
   none: 0,
@@ -65,6 +84,15 @@ export class OpQueue {
   #add: Add | null = null;
   #rope: Rope[] = [];
   #stores: Store[] = [];
+  #norm: Norm | null = null;
+  #fused: Fused = { norm: null, res: null, sel: null };
+  /** Bench switch: false launches the plain ops (norm, add, select) beside the matvec. */
+  fuse = true;
+  /**
+   * Select in the matvec's epilogue: off by default, measured slower on an H200 (the last
+   * block's compaction tail outlasts a select launch overlapped by PDL; BENCHMARKS.md).
+   */
+  fuseSelect = false;
   /** The step being run or captured; its kernels read pos and token from the device. */
   dyn: Dyn | null = null;
 
@@ -72,12 +100,50 @@ export class OpQueue {
 
   /** Queue `out = w · x`; matmuls sharing x, type and width merge (three at most). */
   matmul(m: Matmul): void {
-    const head = this.#mm[0];
+    const head = this.#mm[0], f = this.#fused;
     const joins = head !== undefined && this.#mm.length < 3 && head.x === m.x &&
       head.nTok === m.nTok && head.w.type === m.w.type && head.w.cols === m.w.cols &&
-      this.#mm.every((p) => p.out !== m.out && p.out !== m.x);
-    if (!joins) this.flush();
+      this.#mm.every((p) => p.out !== m.out && p.out !== m.x) && !f.res && !f.sel &&
+      (!f.norm || m.out !== f.norm.x);
+    if (joins) {
+      this.#mm.push(m);
+      return;
+    }
+    // A held norm of this x becomes the prologue (x is then the norm's input).
+    const norm = this.#norm;
+    const takes = norm !== null && norm.out === m.x && m.nTok === 1 && norm.n === m.w.cols &&
+      m.out !== norm.x && fusedOf(this.lib, m.w.type) !== null;
+    if (takes) this.#norm = null;
+    this.flush();
     this.#mm.push(m);
+    if (takes) this.#fused.norm = norm;
+  }
+
+  /** True when `out = a + b`, b the one held matvec's output, became its epilogue. */
+  addAfter(a: Add): boolean {
+    const [m] = this.#mm, f = this.#fused;
+    if (
+      !this.fuse || this.#mm.length !== 1 || m.nTok !== 1 || a.b !== m.out || a.n !== m.w.rows ||
+      f.res || f.sel || a.out === m.out || a.out === m.x || a.a === m.out ||
+      (f.norm && (a.out === f.norm.x || a.out === f.norm.out || a.a === f.norm.out)) ||
+      fusedOf(this.lib, m.w.type) === null
+    ) return false;
+    f.res = { out: a.out, a: a.a };
+    return true;
+  }
+
+  /** True when select of the one held matvec's whole output became its epilogue (and ran). */
+  selectAfter(score: Deno.PointerObject, n: number, idx: Deno.PointerObject, thr: number): boolean {
+    const [m] = this.#mm, f = this.#fused;
+    if (
+      !this.fuse || !this.fuseSelect || this.#mm.length !== 1 || m.nTok !== 1 || n !== m.w.rows ||
+      f.res || f.sel ||
+      Deno.UnsafePointer.value(score) !== Deno.UnsafePointer.value(m.out.ptr) ||
+      fusedOf(this.lib, m.w.type) === null
+    ) return false;
+    f.sel = { idx, thr };
+    this.flush();
+    return true;
   }
 
   /** True when `glu(gate, gate, up)` was fused into the two held matmuls (and ran). */
@@ -101,8 +167,9 @@ export class OpQueue {
     return true;
   }
 
-  /** Hold `out = a + b` for a following rmsnorm of out. */
+  /** Hold `out = a + b` for a following rmsnorm of out, or fuse it into the held matvec. */
   add(a: Add): void {
+    if (this.addAfter(a)) return;
     this.flush();
     this.#add = a;
   }
@@ -110,7 +177,12 @@ export class OpQueue {
   /** True when `rmsnorm(out, x, w)` was fused with the held add producing x (and ran). */
   rmsnorm(out: CudaBuf, x: CudaBuf, w: Deno.PointerObject, nTok: number, n: number, eps: number) {
     const a = this.#add;
-    if (!a || a.out !== x || a.n !== nTok * n || out === a.a || out === a.b) return false;
+    if (!a || a.out !== x || a.n !== nTok * n || out === a.a || out === a.b) {
+      if (!this.fuse || nTok !== 1 || out === x) return false;
+      this.flush(); // hold it: a following matvec of out takes it as its prologue
+      this.#norm = { out, x, w, n, eps };
+      return true;
+    }
     this.#add = null;
     this.check(
       "rmsnorm",
@@ -138,6 +210,11 @@ export class OpQueue {
   /** Launch whatever is held. */
   flush(): void {
     const s = this.lib.symbols;
+    if (this.#norm) {
+      const { out, x, w, n, eps } = this.#norm;
+      this.#norm = null;
+      this.check("rmsnorm", s.ts_rmsnorm_f32(out.ptr, x.ptr, w, 1, n, eps));
+    }
     if (this.#mm.length) {
       const mm = this.#mm;
       this.#mm = [];
@@ -180,6 +257,58 @@ export class OpQueue {
 
   /** One matvec launch over `mm` (shared x): a batch, or a gate/up pair with an activation. */
   #launch(mm: Matmul[], epi: number): void {
+    const f = this.#fused;
+    this.#fused = { norm: null, res: null, sel: null };
+    if ((f.norm || f.res || f.sel) && this.#launchFused(mm, epi, f)) return;
+    const s = this.lib.symbols;
+    if (f.norm) {
+      const { out, x, w, n, eps } = f.norm;
+      this.check("rmsnorm", s.ts_rmsnorm_f32(out.ptr, x.ptr, w, 1, n, eps));
+    }
+    this.#launchBatch(mm, epi);
+    if (f.res) {
+      this.check("add", s.ts_add_f32(f.res.out.ptr, f.res.a.ptr, mm[0].out.ptr, mm[0].w.rows));
+    }
+    if (f.sel) {
+      this.check("select", s.ts_select_f32(f.sel.idx, mm[0].out.ptr, mm[0].w.rows, f.sel.thr));
+    }
+  }
+
+  /** The fused kernel for `mm` and `f`; false when it has none for these shapes (no launch). */
+  #launchFused(mm: Matmul[], epi: number, f: Fused): boolean {
+    const fn = fusedOf(this.lib, mm[0].w.type);
+    if (!fn) return false;
+    const [a, b, c] = mm;
+    const x = f.norm ? f.norm.x : a.x;
+    const rc = fn(
+      a.out.ptr,
+      a.w.ptr,
+      a.w.rows,
+      b?.out.ptr ?? null,
+      b?.w.ptr ?? null,
+      b?.w.rows ?? 0,
+      c?.out.ptr ?? null,
+      c?.w.ptr ?? null,
+      c?.w.rows ?? 0,
+      mm.length,
+      epi,
+      x.ptr,
+      a.w.cols,
+      f.norm?.w ?? null,
+      f.norm?.out.ptr ?? null,
+      f.norm?.eps ?? 0,
+      f.res?.out.ptr ?? null,
+      f.res?.a.ptr ?? null,
+      f.sel?.idx ?? null,
+      f.sel?.thr ?? 0,
+    );
+    if (rc === -1) return false;
+    this.check("matmul", rc);
+    return true;
+  }
+
+  /** The plain batched matvec launch. */
+  #launchBatch(mm: Matmul[], epi: number): void {
     const [a, b, c] = mm;
     const rc = batchOf(this.lib, a.w.type)(
       a.out.ptr,
@@ -199,6 +328,13 @@ export class OpQueue {
     );
     this.check("matmul", rc);
   }
+}
+
+/** The fused matvec of a weight type (matvec_xreg.cu), or null. */
+function fusedOf(lib: CudaLib, type: DType) {
+  if (type === DType.F16) return lib.symbols.ts_matvec_fused_f16;
+  if (type === DType.BF16) return lib.symbols.ts_matvec_fused_bf16;
+  return null;
 }
 
 /** The batched matvec of a weight type. */

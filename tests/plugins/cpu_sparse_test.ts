@@ -10,6 +10,7 @@ import assert from "node:assert/strict";
 import type { BackendPlugin, Glu, SparseBackend } from "../../core/backend.ts";
 import { sparseOps } from "../../core/backend.ts";
 import { DType, dtypeName } from "../../core/dtype.ts";
+import type { Tensor } from "../../core/tensor.ts";
 import type { NativeBackend } from "../../plugins/_native/backend.ts";
 import { plugin as scalar } from "../../plugins/cpu_scalar/mod.ts";
 import { plugin as neon } from "../../plugins/cpu_neon/mod.ts";
@@ -19,12 +20,24 @@ import { rand, tensor } from "./_native_suite.ts";
 const N_FF = 1024, N_EMBD = 512;
 const TYPES = [DType.F32, DType.F16, DType.BF16, DType.Q8_0, DType.Q4_0];
 
+const encoded = new Map<DType, Tensor[]>();
+
+/** Gate, up and down_t of `type`, encoded once (quantising in TypeScript is the slow part). */
+function tensors(type: DType): Tensor[] {
+  let ts = encoded.get(type);
+  if (!ts) {
+    ts = ["gate", "up", "down_t"].map((name, i) =>
+      tensor(name, type, [N_FF, N_EMBD], rand(N_FF * N_EMBD, i + 1, 0.1))
+    );
+    encoded.set(type, ts);
+  }
+  return ts;
+}
+
 /** gluSparse then downSparse on every other neuron: the packed activations and the output. */
 function ffn(b: SparseBackend, type: DType, kind: Glu, bundle: boolean): Float32Array {
   (b as unknown as NativeBackend).sparse.bundle = bundle;
-  const w = (name: string, seed: number) =>
-    b.weight(tensor(name, type, [N_FF, N_EMBD], rand(N_FF * N_EMBD, seed, 0.1)));
-  const gate = w("gate", 1), up = w("up", 2), downT = w("down_t", 3);
+  const [gate, up, downT] = tensors(type).map((t) => b.weight(t));
   b.prepareSparseFFN?.(gate, up, downT);
   const x = b.alloc(N_EMBD), act = b.alloc(N_FF), out = b.alloc(N_EMBD);
   b.write(x, rand(N_EMBD, 4));

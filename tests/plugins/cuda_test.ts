@@ -8,7 +8,7 @@
 import { DType, dtypeName } from "../../core/dtype.ts";
 import { ABI_VERSION, SYMBOLS } from "../../plugins/cuda/_ffi.ts";
 import { buildLibrary, findNvcc } from "../../plugins/cuda/_build.ts";
-import { plugin } from "../../plugins/cuda/mod.ts";
+import { type CudaBackend, plugin } from "../../plugins/cuda/mod.ts";
 import { ReferenceBackend } from "../../plugins/reference/mod.ts";
 import { conformance, runCase, TOLERANCE } from "../conformance.ts";
 import {
@@ -88,7 +88,36 @@ function longAttention(nTok: number, pos0: number, nHead: number, nKV: number): 
   };
 }
 
+// One token: rmsnorm → matmul → residual add, which the CUDA queue runs as one fused matvec
+// (norm prologue, add epilogue); returns the residual and the normed x.
+function fusedChain(type: DType, rows: number, cols: number): ConformanceCase {
+  const name = `rmsnorm → matmul ${dtypeName(type)} [${rows}, ${cols}] → add, one token`;
+  const seed = seedOf(name);
+  return {
+    name,
+    tolerance: TOLERANCE.matmul[dtypeName(type)],
+    minScale: Math.sqrt(cols),
+    op(b) {
+      const w = weightOf(b, type, [rows, cols], normals(rows * cols, seed));
+      const nw = weightOf(b, DType.F32, [cols], normals(cols, seed + 1));
+      const x = upload(b, normals(cols, seed + 2, 3));
+      const res = upload(b, normals(rows, seed + 3));
+      const xn = output(b, cols), out = output(b, rows);
+      b.rmsnorm(xn, x, nw, 1, 1e-5);
+      b.matmul(out, w, xn, 1);
+      b.add(res, res, out, rows);
+      const r = new Float32Array(rows + cols);
+      r.set(b.read(res, 0, rows));
+      r.set(result(b, xn, cols, name), rows);
+      return r;
+    },
+  };
+}
+
 const EXTRA = [
+  fusedChain(DType.F16, 4096, 4096),
+  fusedChain(DType.BF16, 300, 1024),
+  fusedChain(DType.F16, 100, 50), // cols not a multiple of 8: the plain ops
   ...[DType.F16, DType.BF16].flatMap((t) => [
     gemmCase(t, 100, 1024, 9),
     gemmCase(t, 37, 256, 64),
@@ -112,6 +141,38 @@ Deno.test({
       for (const c of EXTRA) await t.step(c.name, () => runCase(c, backend, reference));
     } finally {
       backend.close?.();
+    }
+  },
+});
+
+Deno.test({
+  name: "cuda select fused into the matvec lists the same ids as select alone" +
+    (probe.score > 0 ? "" : ` — skipped: ${probe.reason}`),
+  ignore: probe.score <= 0,
+  async fn() {
+    const b = await plugin.open() as CudaBackend;
+    try {
+      const rows = 14336, cols = 1024;
+      const w = weightOf(b, DType.F16, [rows, cols], normals(rows * cols, 7));
+      const x = upload(b, normals(cols, 8));
+      const score = b.alloc(rows), idx = b.allocIndex(rows);
+      for (const thr of [-1e30, 0, 20, 1e30]) {
+        const lists: Int32Array[] = [];
+        for (const fuse of [true, false]) {
+          b.matvecFuse(fuse, fuse);
+          b.writeIndex(idx, Int32Array.of(5)); // stale contents must be overwritten
+          b.matmul(score, w, x, 1);
+          b.select(idx, score, 0, rows, thr);
+          lists.push(b.readIndex(idx));
+        }
+        const [f, p] = lists;
+        if (f.length !== p.length || f.some((v, i) => v !== p[i])) {
+          throw new Error(`threshold ${thr}: fused ${f.length} ids, plain ${p.length}`);
+        }
+      }
+    } finally {
+      b.matvecFuse(true);
+      b.close();
     }
   },
 });

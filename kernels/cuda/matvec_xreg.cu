@@ -1,0 +1,357 @@
+// Matvec for one token with x held in registers: out[r] = Σ_c W[r, c] · x[c], F16/BF16,
+// cols % 8 == 0, cols ≤ 16384 (the decode shapes of a 7B model).
+//
+// The general kernel (matvec.cu) reads 32 bytes of x through L1 for every 16 bytes of weight,
+// so the load pipe, not DRAM, caps it near 75% of the bandwidth. Here a block of 8 warps reads
+// whole rows: lane l of warp w always owns chunks w·32 + l + 256·u (u < CPL) of a row, loads
+// x for them once, and streams R rows at a time (R · CPL · ROWS ≈ 8 16-byte loads in flight
+// per lane, raw until use). Each block takes a contiguous range of the batch's rows (Q, K, V
+// stacked; a gate/up pair reads both rows, ROWS = 2); the 8 warps' sums meet in shared memory
+// (double-buffered, one barrier per R rows). Deterministic: fixed order, no atomics. Before
+// the PDL wait, the block asks L2 for its first rows.
+//
+// Fused variants (ts_matvec_fused_*, one decode token; plugins/cuda/_queue.ts picks them, the
+// plain ops stay as the twin and fallback): an rmsnorm prologue (the block holds all of x, so
+// it sums the squares itself and scales x in registers), a residual-add epilogue, and a
+// select epilogue (each block compacts its own rows' survivors into its slots with a ballot
+// scan; the last block to finish places every block's list, in block order: ascending ids;
+// off by default, measured slower than the PDL-overlapped select launch).
+//
+// Build: see ts_cuda.h. Bench: bench/cuda_decode.ts (matvec GB/s per shape; grid 3 = off).
+#include "matvec.h"
+
+constexpr int XR_THREADS = MV_WARPS * 32;  // 256: one row is read by the whole block
+constexpr int XR_MAX_CPL = 8;              // chunks per lane: cols ≤ 8 · 256 · 8
+
+// Row g of the stacked batch: its job and the row's pointer(s).
+__device__ __forceinline__ int xr_job(const MvBatch& b, int g) {
+  int j = 0;
+#pragma unroll
+  for (int q = 1; q < MV_JOBS; q++) {
+    if (q < b.n_job && g >= b.job[q].block0) j = q;
+  }
+  return j;
+}
+
+// The rmsnorm prologue: x (this lane's chunks, all of x over the block) becomes
+// x · inv_rms · norm_w, as ops.cu's rmsnorm computes it; block 0 stores the result.
+template <int CPL>
+__device__ __forceinline__ void xr_norm(const MvBatch& b, float (&xr)[CPL][8], int i0,
+                                        int n_chunk, int cols) {
+  __shared__ float part[MV_WARPS];
+  float ss = 0.f;
+#pragma unroll
+  for (int u = 0; u < CPL; u++) {
+#pragma unroll
+    for (int e = 0; e < 8; e++) ss += xr[u][e] * xr[u][e];
+  }
+  ss = warp_sum(ss);
+  if ((threadIdx.x & 31) == 0) part[threadIdx.x >> 5] = ss;
+  __syncthreads();
+  float tot = 0.f;
+#pragma unroll
+  for (int k = 0; k < MV_WARPS; k++) tot += part[k];
+  const float inv = 1.0f / sqrtf(tot / cols + b.eps);
+#pragma unroll
+  for (int u = 0; u < CPL; u++) {
+    const int i = i0 + 256 * u;
+    if (i >= n_chunk) continue;
+    const float4* wp = reinterpret_cast<const float4*>(b.norm_w) + 2 * i;
+    const float4 w0 = __ldg(wp), w1 = __ldg(wp + 1);
+    const float w[8] = {w0.x, w0.y, w0.z, w0.w, w1.x, w1.y, w1.z, w1.w};
+#pragma unroll
+    for (int e = 0; e < 8; e++) xr[u][e] = xr[u][e] * inv * w[e];
+    if (blockIdx.x == 0) {
+      float4* op = reinterpret_cast<float4*>(b.norm_out) + 2 * i;
+      op[0] = make_float4(xr[u][0], xr[u][1], xr[u][2], xr[u][3]);
+      op[1] = make_float4(xr[u][4], xr[u][5], xr[u][6], xr[u][7]);
+    }
+  }
+}
+
+__device__ unsigned int g_sel_done = 0;  // blocks of the running select launch that finished
+
+// The select epilogue. Block q keeps rows [g0, g1) with y >= thr in sel_ids[g0 ..] (ascending)
+// and their number in sel_cnt[q]; the last block to finish scans the counts and places each
+// list at its offset in sel_idx, then resets the finish counter for the next launch.
+__device__ void xr_select(const MvBatch& b, int total, int g0, int g1) {
+  __shared__ int wn[MV_WARPS];
+  __shared__ int pre[XR_SEL_MAX_GRID + 1];
+  __shared__ bool last;
+  const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
+  const float* y = b.job[0].out;
+  __syncthreads();  // this block's outputs are stored (visible within the block)
+  int base = 0;
+  for (int r0 = g0; r0 < g1; r0 += XR_THREADS) {
+    const int r = r0 + threadIdx.x;
+    const bool keep = r < g1 && y[r] >= b.sel_thr;  // NaN compares false
+    const unsigned m = __ballot_sync(0xffffffffu, keep);
+    if (lane == 0) wn[warp] = __popc(m);
+    __syncthreads();
+    int before = base, all = base;
+#pragma unroll
+    for (int k = 0; k < MV_WARPS; k++) before += k < warp ? wn[k] : 0, all += wn[k];
+    if (keep) b.sel_ids[g0 + before - base + __popc(m & ((1u << lane) - 1u))] = r;
+    base = all;
+    __syncthreads();  // wn is read before the next pass rewrites it
+  }
+  __threadfence();
+  __syncthreads();
+  if (threadIdx.x == 0) {
+    b.sel_cnt[blockIdx.x] = base;
+    __threadfence();
+    last = atomicAdd(&g_sel_done, 1u) == gridDim.x - 1;
+  }
+  __syncthreads();
+  if (!last) return;
+  __threadfence();
+  // Exclusive prefix of the counts: thread t scans blocks [t·per, t·per + per).
+  const int n_blk = gridDim.x, per = (n_blk + XR_THREADS - 1) / XR_THREADS;
+  int c[XR_SEL_MAX_GRID / XR_THREADS];
+  int mine = 0;
+#pragma unroll
+  for (int e = 0; e < XR_SEL_MAX_GRID / XR_THREADS; e++) {
+    const int q = threadIdx.x * per + e;
+    c[e] = e < per && q < n_blk ? __ldcg(b.sel_cnt + q) : 0;
+    mine += c[e];
+  }
+  int incl = mine;
+#pragma unroll
+  for (int o = 1; o < 32; o <<= 1) {
+    const int v = __shfl_up_sync(0xffffffffu, incl, o);
+    if (lane >= o) incl += v;
+  }
+  if (lane == 31) wn[warp] = incl;
+  __syncthreads();
+  int at = incl - mine, count = 0;
+#pragma unroll
+  for (int k = 0; k < MV_WARPS; k++) at += k < warp ? wn[k] : 0, count += wn[k];
+#pragma unroll
+  for (int e = 0; e < XR_SEL_MAX_GRID / XR_THREADS; e++) {
+    const int q = threadIdx.x * per + e;
+    if (e < per && q < n_blk) pre[q] = at;
+    at += c[e];
+  }
+  if (threadIdx.x == 0) pre[n_blk] = count;
+  __syncthreads();
+  // Output k comes from the block q with pre[q] <= k < pre[q + 1] (binary search).
+  for (int k0 = 0; k0 < count; k0 += 8 * XR_THREADS) {
+    int v[8];
+#pragma unroll
+    for (int e = 0; e < 8; e++) {
+      const int k = k0 + e * XR_THREADS + threadIdx.x;
+      v[e] = -1;
+      if (k < count) {
+        int lo = 0, hi = n_blk - 1;
+        while (lo < hi) {
+          const int mid = (lo + hi + 1) >> 1;
+          if (pre[mid] <= k) lo = mid;
+          else hi = mid - 1;
+        }
+        const int s0 = (int)((long long)lo * total / n_blk);
+        v[e] = __ldcg(b.sel_ids + s0 + k - pre[lo]);
+      }
+    }
+#pragma unroll
+    for (int e = 0; e < 8; e++) {
+      const int k = k0 + e * XR_THREADS + threadIdx.x;
+      if (k < count) b.sel_idx[1 + k] = v[e];
+    }
+  }
+  if (threadIdx.x == 0) b.sel_idx[0] = count, g_sel_done = 0;
+}
+
+template <int T, int CPL, int ROWS>
+__global__ void __launch_bounds__(XR_THREADS)
+matvec_xreg_kernel(MvBatch b, int total, const float* x, int cols, size_t row_bytes, int prefetch) {
+  constexpr int R = CPL * ROWS >= MV_LOADS ? 1 : MV_LOADS / (CPL * ROWS);
+  __shared__ float red[2][MV_WARPS][R][ROWS];
+  const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31, n_chunk = cols >> 3;
+  const int i0 = warp * 32 + lane;  // this lane's first chunk; then every 256
+  const int g0 = (int)((long long)blockIdx.x * total / gridDim.x);
+  const int g1 = (int)((long long)(blockIdx.x + 1) * total / gridDim.x);
+  if (prefetch) {  // weights only: no kernel writes them, so this may precede the wait
+#pragma unroll
+    for (int r = 0; r < R; r++) {
+      if (g0 + r >= g1) break;
+      const int j = xr_job(b, g0 + r);
+      const size_t off = (size_t)(g0 + r - b.job[j].block0) * row_bytes;
+#pragma unroll
+      for (int u = 0; u < CPL; u++) {
+        if (i0 + 256 * u < n_chunk) {
+          prefetch_l2(b.job[j].w + off + 16 * (size_t)(i0 + 256 * u));
+          if (ROWS == 2) prefetch_l2(b.job[j].w2 + off + 16 * (size_t)(i0 + 256 * u));
+        }
+      }
+    }
+  }
+  pdl_start();
+  float xr[CPL][8];
+#pragma unroll
+  for (int u = 0; u < CPL; u++) {
+    const int i = i0 + 256 * u;
+    if (i < n_chunk) {
+      const float4* xp = reinterpret_cast<const float4*>(x) + 2 * i;
+      const float4 a = __ldg(xp), c = __ldg(xp + 1);
+      xr[u][0] = a.x, xr[u][1] = a.y, xr[u][2] = a.z, xr[u][3] = a.w;
+      xr[u][4] = c.x, xr[u][5] = c.y, xr[u][6] = c.z, xr[u][7] = c.w;
+    } else {
+#pragma unroll
+      for (int e = 0; e < 8; e++) xr[u][e] = 0.f;
+    }
+  }
+  if (b.norm_w) xr_norm<CPL>(b, xr, i0, n_chunk, cols);
+  int buf = 0;
+  for (int gs = g0; gs < g1; gs += R, buf ^= 1) {
+    Chunk<T> w[R][ROWS][CPL];
+#pragma unroll
+    for (int r = 0; r < R; r++) {
+      if (gs + r < g1) {
+        const int j = xr_job(b, gs + r);
+        const size_t off = (size_t)(gs + r - b.job[j].block0) * row_bytes;
+#pragma unroll
+        for (int u = 0; u < CPL; u++) {
+          if (i0 + 256 * u < n_chunk) {
+            w[r][0][u].load(b.job[j].w + off, (i0 + 256 * u) * 8);
+            if (ROWS == 2) w[r][ROWS - 1][u].load(b.job[j].w2 + off, (i0 + 256 * u) * 8);
+          }
+        }
+      }
+    }
+#pragma unroll
+    for (int r = 0; r < R; r++) {
+#pragma unroll
+      for (int q = 0; q < ROWS; q++) {
+        float acc = 0.f;
+        if (gs + r < g1) {
+#pragma unroll
+          for (int u = 0; u < CPL; u++) {
+            if (i0 + 256 * u < n_chunk) {
+              float f[8];
+              w[r][q][u].get(f);
+#pragma unroll
+              for (int e = 0; e < 8; e++) acc += f[e] * xr[u][e];
+            }
+          }
+        }
+        acc = warp_sum(acc);
+        if (lane == 0) red[buf][warp][r][q] = acc;
+      }
+    }
+    __syncthreads();  // one barrier per step: the other buffer is read while this one fills
+    if (threadIdx.x < R && gs + (int)threadIdx.x < g1) {
+      const int r = threadIdx.x, g = gs + r, j = xr_job(b, g);
+      float s[ROWS];
+#pragma unroll
+      for (int q = 0; q < ROWS; q++) {
+        s[q] = 0.f;
+#pragma unroll
+        for (int k = 0; k < MV_WARPS; k++) s[q] += red[buf][k][r][q];
+      }
+      const int o = g - b.job[j].block0;
+      if (ROWS == 2) {
+        b.job[j].out[o] = epilogue(b.epi, s[0], s[ROWS - 1]);
+        b.job[j].out2[o] = s[ROWS - 1];
+      } else {
+        const float y = b.epi == EPI_RELU ? fmaxf(s[0], 0.f) : s[0];
+        b.job[j].out[o] = y;
+        if (b.res_out) b.res_out[o] = b.res_a[o] + y;  // one matrix: o is the row
+      }
+    }
+  }
+  if (b.sel_idx) xr_select(b, total, g0, g1);
+}
+
+template <int T, int CPL, int ROWS>
+static void xreg_launch(MvBatch b, int total, const float* x, int cols, int prefetch) {
+  static int per_sm = 0;
+  if (per_sm == 0) {
+    cudaOccupancyMaxActiveBlocksPerMultiprocessor(&per_sm, matvec_xreg_kernel<T, CPL, ROWS>,
+                                                  XR_THREADS, 0);
+    if (per_sm < 1) per_sm = 1;
+  }
+  constexpr int R = CPL * ROWS >= MV_LOADS ? 1 : MV_LOADS / (CPL * ROWS);
+  const int resident = per_sm * (ts_sm_count() > 0 ? ts_sm_count() : 132);
+  const int steps = (total + R - 1) / R;
+  int grid = steps < resident ? steps : resident;
+  if (b.sel_idx) {  // per-block lists [total] then counts [grid], in one scratch area
+    if (grid > XR_SEL_MAX_GRID) grid = XR_SEL_MAX_GRID;
+    b.sel_ids = (int*)ts_scratch(5, (size_t)(total + XR_SEL_MAX_GRID) * sizeof(int));
+    if (!b.sel_ids) return;
+    b.sel_cnt = b.sel_ids + total;
+  }
+  ts_launch(matvec_xreg_kernel<T, CPL, ROWS>, grid, XR_THREADS, b, total, x, cols,
+            ts_row_bytes(T, cols), prefetch);
+}
+
+template <int T, int ROWS>
+bool matvec_xreg(MvBatch b, const float* x, int cols, int prefetch) {
+  if (T != TS_F16 && T != TS_BF16) return false;
+  if (cols % 8 != 0 || cols > 256 * 8 * XR_MAX_CPL || cols == 0) return false;
+  int total = 0;
+  for (int j = 0; j < b.n_job; j++) b.job[j].block0 = total, total += b.job[j].rows;
+  if (total == 0) return true;
+  const int cpl = ((cols >> 3) + 255) / 256;
+  switch (cpl) {
+    case 1: xreg_launch<T, 1, ROWS>(b, total, x, cols, prefetch); break;
+    case 2: xreg_launch<T, 2, ROWS>(b, total, x, cols, prefetch); break;
+    case 3: xreg_launch<T, 3, ROWS>(b, total, x, cols, prefetch); break;
+    case 4: xreg_launch<T, 4, ROWS>(b, total, x, cols, prefetch); break;
+    case 5: xreg_launch<T, 5, ROWS>(b, total, x, cols, prefetch); break;
+    case 6: xreg_launch<T, 6, ROWS>(b, total, x, cols, prefetch); break;
+    case 7: xreg_launch<T, 7, ROWS>(b, total, x, cols, prefetch); break;
+    default: xreg_launch<T, 8, ROWS>(b, total, x, cols, prefetch); break;
+  }
+  return true;
+}
+
+template bool matvec_xreg<TS_F32, 1>(MvBatch, const float*, int, int);
+template bool matvec_xreg<TS_F32, 2>(MvBatch, const float*, int, int);
+template bool matvec_xreg<TS_F16, 1>(MvBatch, const float*, int, int);
+template bool matvec_xreg<TS_F16, 2>(MvBatch, const float*, int, int);
+template bool matvec_xreg<TS_BF16, 1>(MvBatch, const float*, int, int);
+template bool matvec_xreg<TS_BF16, 2>(MvBatch, const float*, int, int);
+template bool matvec_xreg<TS_Q8_0, 1>(MvBatch, const float*, int, int);
+template bool matvec_xreg<TS_Q8_0, 2>(MvBatch, const float*, int, int);
+template bool matvec_xreg<TS_Q4_0, 1>(MvBatch, const float*, int, int);
+template bool matvec_xreg<TS_Q4_0, 2>(MvBatch, const float*, int, int);
+
+// Fused matvec of one token (see the header): the batch of ts_matvec_batch_* (matvec.cu) plus
+// norm_w/norm_out/eps (rmsnorm prologue), res_out/res_a (residual add after one matrix) and
+// sel_idx/sel_thr (select after one matrix); each null to leave it out. Returns 0 when
+// queued, -1 when these shapes or types have no fused kernel (nothing was launched).
+template <int T>
+static int matvec_fused(MvBatch b, const float* x, int cols) {
+  const bool one = b.n_job == 1 && b.epi < EPI_SWIGLU;
+  if ((b.res_out || b.sel_idx) && !one) return -1;
+  if (b.norm_w && ((uintptr_t)b.norm_w & 15 || (uintptr_t)b.norm_out & 15)) return -1;
+  if (((uintptr_t)x & 15) != 0) return -1;
+  const bool ok = b.epi >= EPI_SWIGLU ? matvec_xreg<T, 2>(b, x, cols, 1)
+                                      : matvec_xreg<T, 1>(b, x, cols, 1);
+  if (!ok) return -1;
+  return ts_launch_status();
+}
+
+#define TS_FUSED(name, T)                                                                      \
+  TS_EXPORT int ts_matvec_fused_##name(                                                        \
+      float* o0, const uint8_t* w0, int r0, float* o1, const uint8_t* w1, int r1, float* o2,   \
+      const uint8_t* w2, int r2, int n, int epi, const float* x, int cols, const float* norm_w, \
+      float* norm_out, float eps, float* res_out, const float* res_a, int* sel_idx,           \
+      float sel_thr) {                                                                         \
+    MvBatch b = {};                                                                            \
+    b.n_job = n, b.epi = epi;                                                                  \
+    b.job[0].out = o0, b.job[0].w = w0, b.job[0].rows = r0;                                    \
+    if (epi >= EPI_SWIGLU) {                                                                   \
+      b.job[0].out2 = o1, b.job[0].w2 = w1, b.n_job = 1;                                       \
+    } else {                                                                                   \
+      b.job[1].out = o1, b.job[1].w = w1, b.job[1].rows = r1;                                  \
+      b.job[2].out = o2, b.job[2].w = w2, b.job[2].rows = r2;                                  \
+    }                                                                                          \
+    b.norm_w = norm_w, b.norm_out = norm_out, b.eps = eps;                                     \
+    b.res_out = res_out, b.res_a = res_a;                                                      \
+    b.sel_idx = sel_idx, b.sel_thr = sel_thr;                                                  \
+    return matvec_fused<T>(b, x, cols);                                                        \
+  }
+
+TS_FUSED(f16, TS_F16)
+TS_FUSED(bf16, TS_BF16)

@@ -1,0 +1,48 @@
+/**
+ * Bench-only helpers of the CUDA backend (bench/cuda_decode.ts): random weights made on the
+ * device, and the read bandwidth of a streaming kernel (kernels/cuda/runtime.cu).
+ *
+ * @module
+ */
+
+import { DType } from "../../core/dtype.ts";
+import { numel, tensorBytes } from "../../core/tensor.ts";
+import type { Ctx } from "./_args.ts";
+import { CudaWeight } from "./_buffers.ts";
+
+/** A weight of `bias + scale · U(-1, 1)` values made on the device (F32, F16 and BF16). */
+export function randomWeight(
+  c: Ctx,
+  name: string,
+  type: DType,
+  shape: number[],
+  seed: number,
+  scale: number,
+  bias: number,
+): CudaWeight {
+  const n = numel(shape), bytes = tensorBytes(type, shape);
+  const fill = c.lib.symbols.ts_cuda_fill_random;
+  const ptr = c.malloc(`weight ${name}`, bytes);
+  c.check("randomWeight", fill(ptr, type, BigInt(n), seed, scale, bias));
+  let f32: Deno.PointerObject | null = null;
+  if (shape.length <= 1) {
+    f32 = c.malloc(`weight ${name}`, n * 4);
+    c.check("randomWeight", fill(f32, DType.F32, BigInt(n), seed, scale, bias));
+  }
+  return new CudaWeight(name, type, shape, ptr, bytes, f32);
+}
+
+/** Read bandwidth (GB/s) of `iters` passes of a streaming kernel over `bytes` of device memory. */
+export function readBandwidth(
+  c: Ctx,
+  bytes: number,
+  iters: number,
+  free: (p: Deno.PointerObject) => void,
+): number {
+  const p = c.malloc("readBandwidth", bytes);
+  try {
+    return c.lib.symbols.ts_cuda_read_bandwidth(p, BigInt(bytes), iters);
+  } finally {
+    free(p);
+  }
+}

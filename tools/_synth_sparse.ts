@@ -33,6 +33,8 @@ export interface SparseSynthOptions {
   readonly catsThresholds?: readonly number[];
   /** Store experts as per-expert tensors (`ffn_gate.E.weight`), the older Mixtral layout. */
   readonly splitExperts?: boolean;
+  /** Storage of the predictors fc1/fc2: F16 (default; F32 for F32 models) or Q8_0. */
+  readonly predictorType?: DType;
 }
 
 /** What the FFN planner needs of the resolved options. */
@@ -60,6 +62,13 @@ export function checkSparse(r: Shape): void {
   }
   if (Array.isArray(r.rank) && r.rank.length !== r.nLayer) {
     throw new Error(`synth: rank has ${r.rank.length} entries, expected nLayer ${r.nLayer}`);
+  }
+  const pt = r.predictorType;
+  if (pt !== undefined && pt !== DType.F16 && pt !== DType.Q8_0 && pt !== DType.F32) {
+    throw new Error(`synth: predictorType must be F16, Q8_0 or F32, got type ${pt}`);
+  }
+  if (pt === DType.Q8_0 && ranks.some((k) => k % 32 !== 0)) {
+    throw new Error(`synth: Q8_0 predictors need a rank that is a multiple of 32`);
   }
   const p = r.activeFraction ?? 0.25;
   if (!(p > 0 && p < 1)) throw new Error(`synth: activeFraction must be in (0, 1), got ${p}`);
@@ -111,7 +120,8 @@ export function planFFN(r: Shape, l: number, add: Add): void {
   }
   if (!sparse) return;
   const rank = rankList(r)[l];
-  const type = dtype === DType.F32 ? DType.F32 : DType.F16; // predictors stay float, as PowerInfer's
+  // predictors stay float as PowerInfer's unless asked for Q8_0 (half the bytes per token)
+  const type = r.predictorType ?? (dtype === DType.F32 ? DType.F32 : DType.F16);
   const s = 1 / Math.sqrt(rank);
   const beta = normalQuantile(r.activeFraction ?? 0.25) * Math.sqrt(Math.PI / rank);
   const fc2: Init = { center: beta * s, halfWidth: Math.sqrt(3) * s };

@@ -24,13 +24,15 @@
 /* Column chunks per thread in the down projection (claimed dynamically; whole 32-blocks). */
 #define TS_DOWN_SPLIT 2
 /* Active neurons claimed at a time by a gluSparse thread. */
-#define TS_GLU_CHUNK 16
-/* gluSparse prefetch: rows at random addresses defeat the hardware prefetcher, so the first
- * TS_PF_BYTES of the rows of the neuron TS_GLU_AHEAD ahead are requested into L2 (a 7B Q4_0
- * row is 2304 bytes; an F16 one 8 KiB, where the hardware streams the rest). */
-#define TS_GLU_AHEAD 2
-#define TS_PF_BYTES 2048
+#define TS_GLU_CHUNK 32
+/* gluSparse prefetch: rows at random addresses defeat the hardware prefetcher, so the whole
+ * gate and up rows of the neuron TS_GLU_AHEAD ahead (within the thread's chunk) are requested
+ * into L2 while the current neuron's rows are read: about 2 * TS_GLU_AHEAD rows in flight. */
+static int TS_GLU_AHEAD = 3;
+static size_t TS_PF_BYTES = 1 << 20;
 #define TS_PF_LOCALITY 2
+/* Down prefetch: the rows of the neurons TS_DOWN_AHEAD ahead, over this thread's columns. */
+static int TS_DOWN_AHEAD = 8;
 
 enum { GLU_SWIGLU = 0, GLU_REGLU = 1, GLU_DRELU = 2 };
 
@@ -114,6 +116,36 @@ static inline void prefetch_row(const uint8_t *p, size_t bytes) {
   for (size_t o = 0; o < bytes; o += 64) __builtin_prefetch(p + o, 0, TS_PF_LOCALITY);
 }
 
+/* The rows neuron k reads: gate (unless precomputed) and up. */
+static inline void prefetch_neuron(const glu_job *j, int k) {
+  size_t at = (size_t)j->ids[k] * j->stride;
+  prefetch_row(j->up + at, j->pfbytes);
+  if (!j->gate_out) prefetch_row(j->gate + at, j->pfbytes);
+}
+
+/* act[k] for neurons [k0, k1): gate and up rows of a neuron in one rows_tok call (two rows
+ * `up - gate` bytes apart, so their loads interleave), the next neurons' rows prefetched. */
+static void glu_range(const glu_job *j, int k0, int k1) {
+  const uint8_t *lo = j->gate, *hi = j->up; /* rows_tok walks rows upwards from lo */
+  int swap = lo > hi;
+  if (swap) lo = j->up, hi = j->gate;
+  size_t apart = (size_t)(hi - lo);
+  for (int k = k0; k < k0 + TS_GLU_AHEAD && k < k1; k++) prefetch_neuron(j, k);
+  for (int k = k0; k < k1; k++) {
+    if (k + TS_GLU_AHEAD < k1) prefetch_neuron(j, k + TS_GLU_AHEAD);
+    size_t at = (size_t)j->ids[k] * j->stride;
+    float gu[2], g, u;
+    if (j->gate_out) {
+      g = j->gate_out[j->ids[k]];
+      j->k->rows_tok(&u, 1, j->up + at, 0, j->xq, j->xstride, 0, 1, 1, j->cols);
+    } else {
+      j->k->rows_tok(gu, 1, lo + at, apart, j->xq, j->xstride, 0, 2, 1, j->cols);
+      g = gu[swap], u = gu[!swap];
+    }
+    j->act[k] = act1(g, u, j->kind);
+  }
+}
+
 static void glu_task(void *ctx, int ith, int nth) {
   (void)ith;
   (void)nth;
@@ -121,20 +153,7 @@ static void glu_task(void *ctx, int ith, int nth) {
   for (;;) {
     int64_t k0 = ts_claim(&j->next, TS_GLU_CHUNK);
     if (k0 >= j->n) break;
-    int k1 = (int)(k0 + TS_GLU_CHUNK < j->n ? k0 + TS_GLU_CHUNK : j->n);
-    for (int k = (int)k0; k < k1; k++) {
-      size_t i = (size_t)j->ids[k];
-      if (k + TS_GLU_AHEAD < j->n) { /* a later neuron's rows: random rows defeat the prefetcher */
-        size_t nx = (size_t)j->ids[k + TS_GLU_AHEAD] * j->stride;
-        prefetch_row(j->up + nx, j->pfbytes);
-        if (!j->gate_out) prefetch_row(j->gate + nx, j->pfbytes);
-      }
-      float g, u;
-      if (j->gate_out) g = j->gate_out[i];
-      else j->k->rows_tok(&g, 1, j->gate + i * j->stride, 0, j->xq, j->xstride, 0, 1, 1, j->cols);
-      j->k->rows_tok(&u, 1, j->up + i * j->stride, 0, j->xq, j->xstride, 0, 1, 1, j->cols);
-      j->act[k] = act1(g, u, j->kind);
-    }
+    glu_range(j, (int)k0, (int)(k0 + TS_GLU_CHUNK < j->n ? k0 + TS_GLU_CHUNK : j->n));
   }
 }
 
@@ -145,6 +164,9 @@ static void glu_sparse(int type, float *act, const float *gate_out, const uint8_
   glu_job j = {ts_mm_select(type), act, gate_out, gate, up, (size_t)stride,
                rb < TS_PF_BYTES ? rb : TS_PF_BYTES, NULL, 0, idx + 1, idx[0], cols, kind, 0};
   if (j.n <= 0) return;
+  { const char *e = getenv("TS_GLU_AHEAD"); if (e) TS_GLU_AHEAD = atoi(e); }
+  { const char *e = getenv("TS_PF_BYTES"); if (e) { TS_PF_BYTES = (size_t)atol(e); j.pfbytes = rb < TS_PF_BYTES ? rb : TS_PF_BYTES; } }
+  { const char *e = getenv("TS_DOWN_AHEAD"); if (e) TS_DOWN_AHEAD = atoi(e); }
   if (j.k->xbytes) { /* quantise x once for every row */
     j.xstride = (j.k->xbytes(cols) + 63) & ~(size_t)63;
     uint8_t *xq = scratch_get(j.xstride);

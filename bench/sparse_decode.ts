@@ -3,8 +3,9 @@
  * bamboo (dReLU), rank-1024 random predictors (`tools/synth.ts`, layout "powerinfer") at
  * several active fractions, against the dense path (`matmul` on the same shape written as a
  * dense GGUF) in ONE run, interleaved token by token, medians of `--runs` tokens; with the read bandwidth measured
- * beside them. Variants: predictors as stored (F16) or re-quantised to Q8_0 at load, and
- * row-column bundling (`prepareSparseFFN`) on or off.
+ * beside them. Variants: F16 predictors, or Q8_0 ones (a second file written with
+ * `predictorType: Q8_0`, same seed, so the same weights), and row-column bundling
+ * (`prepareSparseFFN`) on or off.
  *
  * `--layers` (default 4 of 32) keeps the files small; the per-layer shapes are 7B's. A token
  * costs `head + L · layer`, so the 32-layer figure is extrapolated from the measured
@@ -25,9 +26,8 @@ import { DType, parseDType, rowBytes } from "../core/dtype.ts";
 import { parseGGUF } from "../core/gguf.ts";
 import type { GGUFFile } from "../core/gguf.ts";
 import { Model } from "../core/model.ts";
-import { dequantize, quantize } from "../core/quant.ts";
 import { SparsityRecorder } from "../core/stats.ts";
-import { numel, tensorBytes } from "../core/tensor.ts";
+import { tensorBytes } from "../core/tensor.ts";
 import type { NativeBackend } from "../plugins/_native/backend.ts";
 import { X86 } from "../plugins/_native/libs.ts";
 import { library } from "../plugins/_native/loader.ts";
@@ -69,18 +69,6 @@ async function ensure(path: string, o: SynthOptions): Promise<GGUFFile> {
     await synthModel(path, o);
   }
   return parseGGUF((await openFile(path)).bytes, path);
-}
-
-/** `file` with its predictor matrices re-quantised to Q8_0 (a copy of those tensors only). */
-function q8Predictors(file: GGUFFile): GGUFFile {
-  const tensors = new Map(file.tensors);
-  for (const [name, t] of file.tensors) {
-    if (!/\.fc[12]\./.test(name)) continue;
-    const f = new Float32Array(numel(t.shape));
-    dequantize(t.type, t.data, 0, f.length, f);
-    tensors.set(name, { ...t, type: DType.Q8_0, data: quantize(DType.Q8_0, f) });
-  }
-  return { ...file, tensors };
 }
 
 /** Weight bytes a decode step reads outside the FFNs and predictors. */
@@ -165,20 +153,23 @@ for (const dname of arg("--dtype", "f16,q4_0").split(",")) {
     tps: [],
   });
   for (const a of actives) {
-    const sp = await ensure(`build/bench/7b-${tag}-sparse-a${a}.gguf`, {
+    const sparseShape: SynthOptions = {
       ...SHAPE,
       dtype,
       layout: "powerinfer",
       rank: 1024,
       activeFraction: a,
+    };
+    const sp = await ensure(`build/bench/7b-${tag}-sparse-a${a}.gguf`, sparseShape);
+    const sp8 = await ensure(`build/bench/7b-${tag}-sparse-a${a}-q8pred.gguf`, {
+      ...sparseShape,
+      predictorType: DType.Q8_0,
     });
     const variants: [string, GGUFFile, NativeBackend][] = [
       [`sparse ${a * 100}% F16 pred`, sp, plain],
-      [`sparse ${a * 100}% Q8_0 pred`, q8Predictors(sp), plain],
+      [`sparse ${a * 100}% Q8_0 pred`, sp8, plain],
     ];
-    if (a === bundleAt) {
-      variants.push([`sparse ${a * 100}% Q8_0 pred bundled`, q8Predictors(sp), bundled]);
-    }
+    if (a === bundleAt) variants.push([`sparse ${a * 100}% Q8_0 pred bundled`, sp8, bundled]);
     for (const [label, file, be] of variants) {
       const m = new Model(file, be, label, { ...ctx, predictor: "lowrank" });
       configs.push({ label, model: m, bytes: sparseBytes(m, fixedBytes(file)), tps: [] });

@@ -18,6 +18,7 @@ import { parseDType, rowBytes } from "../core/dtype.ts";
 import type { NativeBackend } from "../plugins/_native/backend.ts";
 import { X86 } from "../plugins/_native/libs.ts";
 import { library } from "../plugins/_native/loader.ts";
+import { openFile } from "../plugins/mmap/mod.ts";
 import { chooseBackend } from "../plugins/registry.ts";
 import { median, readBandwidth, synthWeight } from "./_native.ts";
 
@@ -28,7 +29,7 @@ const arg = (name: string, dflt: string) => {
 const threads = Number(arg("--threads", String(navigator.hardwareConcurrency)));
 const runs = Number(arg("--runs", "40"));
 const active = Number(arg("--active", "0.1"));
-const E = 4096, F = 14336, LISTS = 16;
+const E = 4096, F = 14336, LISTS = Number(arg("--lists", "16"));
 
 const lib = await library(X86);
 const be = (await chooseBackend("cpu_x86", { threads })).backend as NativeBackend;
@@ -39,15 +40,28 @@ let seed = 12345;
 const rand = () => ((seed = (seed * 1103515245 + 12345) >>> 0) / 4294967296);
 const lists = Array.from({ length: LISTS }, () => {
   const ids: number[] = [];
-  for (let i = 0; i < F; i++) if (rand() < active) ids.push(i);
+  if (Deno.args.includes("--contig")) { // a contiguous run of rows: no random-access cost
+    const at = Math.floor(rand() * F * (1 - active));
+    for (let i = at; i < at + active * F; i++) ids.push(i);
+  } else for (let i = 0; i < F; i++) if (rand() < active) ids.push(i);
   return Int32Array.from(ids);
 });
 
 for (const dname of arg("--dtype", "f16,q4_0").split(",")) {
   const type = parseDType(dname);
-  const w = (name: string, s: number) =>
-    be.weight({ name, type, shape: [F, E], data: synthWeight(type, F, E, s) });
-  const gate = w("gate", 1), up = w("up", 2), downT = w("down_t", 3);
+  // Weights mapped from a file as a model's are (page-cache folios, not JS heap pages: the
+  // TLB cost of random rows depends on the page size).
+  const w = async (name: string, s: number) => {
+    const path = `build/bench/ffn-${dname}-${name}.bin`;
+    try {
+      Deno.statSync(path);
+    } catch {
+      await Deno.mkdir("build/bench", { recursive: true });
+      await Deno.writeFile(path, synthWeight(type, F, E, s));
+    }
+    return be.weight({ name, type, shape: [F, E], data: (await openFile(path)).bytes });
+  };
+  const gate = await w("gate", 1), up = await w("up", 2), downT = await w("down_t", 3);
   const x = be.alloc(E), out = be.alloc(E), act = be.alloc(F), dense = be.alloc(F);
   be.write(x, Float32Array.from({ length: E }, () => rand() * 2 - 1));
   const idx = be.allocIndex(F);

@@ -141,6 +141,21 @@ export interface Backend {
    * in ascending k, for j < n_embd (written, not accumulated).
    */
   downSparse?(out: Buf, outOffset: number, downT: Weight, act: Buf, idx: IndexBuf): void;
+  /**
+   * Optional (a backend without it runs prompts token by token): the sparse down projection of
+   * `nTok` tokens at once from dense activations `act` (`[nTok, n_ff]`): for each t,
+   * `out[t, j] = Σ_i act[t, i] · downT[i, j]` over ascending i with `act[t, i] ≠ 0` and, when
+   * `score` (`[nTok, n_ff]`) is given, `score[t, i] ≥ threshold` — `downSparse` of token t with
+   * the list `select` would make, so a batch equals its tokens run one at a time.
+   */
+  downSparseBatch?(
+    out: Buf,
+    downT: Weight,
+    act: Buf,
+    score: Buf | null,
+    threshold: number,
+    nTok: number,
+  ): void;
   /** Scaled accumulate for mixing experts: `out[outOffset + i] += alpha · x[xOffset + i]`. */
   axpy?(out: Buf, outOffset: number, x: Buf, xOffset: number, n: number, alpha: number): void;
   /**

@@ -86,6 +86,13 @@ function denseFFN(
   }
 }
 
+/**
+ * Prompt batches of at least this many tokens run a sparse FFN's gate and up as dense matmuls
+ * (each weight row read once for the batch, not once per token that selects it) and the down
+ * projection masked by the predictor (`downSparseBatch`); fewer tokens gather per token.
+ */
+export const BATCH_DENSE_MIN = 8;
+
 /** The sparse FFN: predictor, then per token select, gathered glu and sparse down. */
 function sparseFFN(
   be: Backend,
@@ -102,6 +109,14 @@ function sparseFFN(
   const { nFF, nEmbd, glu } = cfg;
   const predictor = run.predictor ?? densePredictor;
   const s = predictor.scores(u, h, x, nTok);
+  if (nTok >= BATCH_DENSE_MIN && ops.downSparseBatch && !run.stats) {
+    // the whole batch at once: activations of every neuron, then the predictor's mask
+    if (!s?.gate) be.matmul(sc.gate, u.gate, x, nTok);
+    be.matmul(sc.up, u.up, x, nTok);
+    be.glu(sc.gate, s?.gate ?? sc.gate, sc.up, nTok * nFF, glu);
+    ops.downSparseBatch(out, u.downT, sc.gate, s?.score ?? null, s?.threshold ?? 0, nTok);
+    return;
+  }
   const truth = run.stats?.truth(u, h, x, nTok) ?? null;
   const act = sc.act!, idx = s ? sc.idx! : sc.all!;
   for (let t = 0; t < nTok; t++) {

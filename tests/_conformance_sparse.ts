@@ -126,6 +126,39 @@ function downSparseCase(type: DType, nFF: number, nEmbd: number): ConformanceCas
   });
 }
 
+/**
+ * `downSparseBatch` of 5 tokens with and without scores; a backend without the optional op
+ * runs what the forward pass then runs (per token `select` and `downSparse`), so the case
+ * also checks that the batch equals its tokens one at a time.
+ */
+function downSparseBatchCase(type: DType, nFF: number, nEmbd: number, scored: boolean) {
+  const name = `downSparseBatch ${dtypeName(type)} [${nFF}, ${nEmbd}]${scored ? " scored" : ""}`;
+  const seed = seedOf(name);
+  const nTok = 5, threshold = 0.25;
+  return sparseCase(name, MATMUL_TOL[dtypeName(type)], Math.sqrt(nFF / 4), (b) => {
+    const downT = weightOf(b, type, [nFF, nEmbd], normals(nFF * nEmbd, seed));
+    const a = normals(nTok * nFF, seed + 1);
+    for (let i = 0; i < a.length; i += 3) a[i] = 0; // dReLU zeros: rows never read
+    const s = normals(nTok * nFF, seed + 2);
+    for (let i = 0; i < s.length; i += 13) s[i] = threshold; // ties count as active
+    const act = upload(b, a), score = scored ? upload(b, s) : null;
+    const out = output(b, nTok * nEmbd);
+    if (b.downSparseBatch) {
+      b.downSparseBatch(out, downT, act, score, threshold, nTok);
+      return result(b, out, nTok * nEmbd, name);
+    }
+    const idx = b.allocIndex(nFF), packed = output(b, nFF);
+    for (let t = 0; t < nTok; t++) {
+      if (score) b.select(idx, score, t * nFF, nFF, threshold);
+      else b.writeIndex(idx, Int32Array.from({ length: nFF }, (_, i) => i));
+      const ids = b.readIndex(idx);
+      b.write(packed, Float32Array.from(ids, (i) => a[t * nFF + i]));
+      b.downSparse(out, t * nEmbd, downT, packed, idx);
+    }
+    return result(b, out, nTok * nEmbd, name);
+  });
+}
+
 function axpyCase(n: number, alpha: number): ConformanceCase {
   const name = `axpy n=${n} alpha=${alpha}`;
   const seed = seedOf(name);
@@ -146,7 +179,9 @@ export function sparseCases(): ConformanceCase[] {
   cases.push(selectCase(1000, 0.3), selectCase(4096, -0.5), selectCase(7, 10));
   for (const type of TYPES) {
     cases.push(gluSparseCase(type, "drelu", 96, 256), downSparseCase(type, 96, 256));
+    cases.push(downSparseBatchCase(type, 96, 256, true));
   }
+  cases.push(downSparseBatchCase(DType.F16, 70, 96, false));
   cases.push(
     gluSparseCase(DType.F32, "swiglu", 50, 64),
     gluSparseCase(DType.F16, "reglu", 64, 128),

@@ -1,6 +1,6 @@
 /*
- * matmul_avx2_packed.c: AVX2 Q8_0 and Q4_0 matmul over weights repacked at load time
- * (ts_pack_q8_0 / ts_pack_q4_0, called once by the backend's weight()).
+ * matmul_avx2_packed.c: AVX2 Q8_0 and Q4_0 matmul over repacked weights (ts_pack_q8_0 /
+ * ts_pack_q4_0, called once per weight by the backend on its first matmul).
  *   Layout "x8": rows in groups of 8 (the last group padded with zero rows); per group and
  *   block, the 8 rows' f16 scales (16 bytes), then the quants with 4 bytes of each row side
  *   by side, so one 256-bit register holds 4 bytes of 8 rows and each lane is one row:

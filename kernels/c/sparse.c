@@ -4,9 +4,15 @@
  *   ts_unary_f32_{relu,abs_silu,nonzero}   the predictors' elementwise ops
  *   ts_axpy_f32                            out += alpha * x (mixing MoE experts)
  *   ts_glu_sparse_<dtype>[_gated]          gathered gate/up rows of the active neurons, then the
- *                                          activation; each row's dot product is the dense
- *                                          matmul kernel's (ts_mm_select), so sparse == dense
+ *                                          activation: one pass over the list, a neuron's gate
+ *                                          and up rows in one rows_tok call (x quantised once),
+ *                                          the rows of the neurons ahead prefetched whole; each
+ *                                          dot product is the unpacked matmul kernel's
+ *                                          (ts_mm_select), so sparse == dense per row
  *   ts_down_sparse_<dtype>                 out = sum over k with a_k != 0 of a_k * down_t[idx[k], :]
+ *   ts_down_sparse_batch_<dtype>           the same for a batch of tokens from dense activations
+ *                                          and scores (prefill): 64-column blocks, each read
+ *                                          once for all the batch's tokens
  * Weight rows of neuron i start at w + i * stride: stride is the row size, or 3 rows when the
  * plugin bundled gate, up and down_t of each neuron (prepareSparseFFN).
  * Determinism: each act[k] and each output column is computed by one thread, with the same code
@@ -28,11 +34,8 @@
 /* gluSparse prefetch: rows at random addresses defeat the hardware prefetcher, so the whole
  * gate and up rows of the neuron TS_GLU_AHEAD ahead (within the thread's chunk) are requested
  * into L2 while the current neuron's rows are read: about 2 * TS_GLU_AHEAD rows in flight. */
-static int TS_GLU_AHEAD = 3;
-static size_t TS_PF_BYTES = 1 << 20;
+#define TS_GLU_AHEAD 3
 #define TS_PF_LOCALITY 2
-/* Down prefetch: the rows of the neurons TS_DOWN_AHEAD ahead, over this thread's columns. */
-static int TS_DOWN_AHEAD = 8;
 
 enum { GLU_SWIGLU = 0, GLU_REGLU = 1, GLU_DRELU = 2 };
 
@@ -161,12 +164,9 @@ static void glu_sparse(int type, float *act, const float *gate_out, const uint8_
                        const uint8_t *up, const float *x, const int32_t *idx, int stride, int cols,
                        int kind) {
   size_t rb = row_bytes(type, cols);
-  glu_job j = {ts_mm_select(type), act, gate_out, gate, up, (size_t)stride,
-               rb < TS_PF_BYTES ? rb : TS_PF_BYTES, NULL, 0, idx + 1, idx[0], cols, kind, 0};
+  glu_job j = {ts_mm_select(type), act, gate_out, gate, up, (size_t)stride, rb, NULL, 0,
+               idx + 1, idx[0], cols, kind, 0};
   if (j.n <= 0) return;
-  { const char *e = getenv("TS_GLU_AHEAD"); if (e) TS_GLU_AHEAD = atoi(e); }
-  { const char *e = getenv("TS_PF_BYTES"); if (e) { TS_PF_BYTES = (size_t)atol(e); j.pfbytes = rb < TS_PF_BYTES ? rb : TS_PF_BYTES; } }
-  { const char *e = getenv("TS_DOWN_AHEAD"); if (e) TS_DOWN_AHEAD = atoi(e); }
   if (j.k->xbytes) { /* quantise x once for every row */
     j.xstride = (j.k->xbytes(cols) + 63) & ~(size_t)63;
     uint8_t *xq = scratch_get(j.xstride);
@@ -232,6 +232,68 @@ static void down_sparse(int type, float *out, const uint8_t *w, const float *act
   }
 }
 
+/* ---- the down projection of a batch of tokens ---- */
+
+/* Columns per claimed block: one block's slice of every down_t row (F16: 14336 x 128 B) stays
+ * in L2/L3 while each token of the batch adds its rows into it. */
+#define TS_BATCH_COLS 64
+
+typedef struct {
+  ts_down_fn fn;
+  float *out;
+  const uint8_t *w;
+  size_t stride;
+  const int32_t *ids; /* [ntok][rows]: token t's selected neurons with a != 0 */
+  const float *a;     /* [ntok][rows]: their activations */
+  const int *n;       /* [ntok]: how many */
+  int ntok, rows, cols;
+  int64_t next;
+} batch_job;
+
+static void batch_task(void *ctx, int ith, int nth) {
+  (void)ith;
+  (void)nth;
+  batch_job *j = ctx;
+  for (;;) {
+    int64_t c0 = ts_claim(&j->next, TS_BATCH_COLS);
+    if (c0 >= j->cols) break;
+    int c1 = (int)(c0 + TS_BATCH_COLS < j->cols ? c0 + TS_BATCH_COLS : j->cols);
+    for (int t = 0; t < j->ntok; t++) {
+      size_t at = (size_t)t * j->rows;
+      j->fn(j->out + (size_t)t * j->cols, j->w, j->stride, j->ids + at, j->a + at, j->n[t],
+            (int)c0, c1);
+    }
+  }
+}
+
+/* Per token: the list select would make (score >= threshold; every neuron without score),
+ * less the neurons with a == 0, then the down kernel: the sums of downSparse, bit for bit. */
+static void down_batch(int type, float *out, const uint8_t *w, const float *act,
+                       const float *score, float threshold, int ntok, int rows, int stride,
+                       int cols) {
+  if (ntok <= 0) return;
+  size_t cells = (size_t)ntok * rows;
+  uint8_t *s = scratch_get(cells * 8 + (size_t)ntok * sizeof(int));
+  if (!s) return;
+  batch_job j = {ts_down_select(type), out, w, (size_t)stride, (int32_t *)s,
+                 (float *)(s + cells * 4), (int *)(s + cells * 8), ntok, rows, cols, 0};
+  int32_t *ids = (int32_t *)j.ids;
+  float *a = (float *)j.a;
+  int *n = (int *)j.n;
+  for (int t = 0; t < ntok; t++) {
+    const float *at = act + (size_t)t * rows, *st = score ? score + (size_t)t * rows : NULL;
+    size_t o = (size_t)t * rows;
+    int k = 0;
+    for (int i = 0; i < rows; i++) {
+      if (at[i] == 0.0f || (st && !(st[i] >= threshold))) continue;
+      ids[o + k] = i;
+      a[o + k++] = at[i];
+    }
+    n[t] = k;
+  }
+  ts_parallel(batch_task, &j);
+}
+
 /* ---- exported entry points, one per weight type ---- */
 
 #define TS_SPARSE_ENTRIES(T, TYPE)                                                                \
@@ -247,6 +309,11 @@ static void down_sparse(int type, float *out, const uint8_t *w, const float *act
   void ts_down_sparse_##T(float *out, const uint8_t *down_t, const float *act,                   \
                           const int32_t *idx, int stride, int cols) {                             \
     down_sparse(TYPE, out, down_t, act, idx, stride, cols);                                       \
+  }                                                                                               \
+  void ts_down_sparse_batch_##T(float *out, const uint8_t *down_t, const float *act,             \
+                                const float *score, float threshold, int ntok, int rows,          \
+                                int stride, int cols) {                                           \
+    down_batch(TYPE, out, down_t, act, score, threshold, ntok, rows, stride, cols);              \
   }
 
 TS_SPARSE_ENTRIES(f32, TS_F32)

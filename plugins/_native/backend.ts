@@ -373,6 +373,21 @@ export class NativeBackend implements Backend {
     this.sparse.downSparse(o, outOffset, w, a, this.sparse.index(op, idx));
   }
 
+  downSparseBatch(
+    out: Buf,
+    downT: Weight,
+    act: Buf,
+    score: Buf | null,
+    threshold: number,
+    nTok: number,
+  ): void {
+    const op = "downSparseBatch";
+    this.#count(op, "nTok", nTok);
+    const o = this.#buf(op, "out", out), a = this.#buf(op, "act", act);
+    const s = score === null ? null : this.#buf(op, "score", score);
+    this.sparse.downSparseBatch(o, this.#weight(op, downT), a, s, threshold, nTok);
+  }
+
   axpy(out: Buf, outOffset: number, x: Buf, xOffset: number, n: number, alpha: number): void {
     this.#count("axpy", "n", n);
     this.#count("axpy", "outOffset", outOffset);

@@ -40,6 +40,7 @@ export const X86: LibSpec = {
     { file: "dispatch_x86.c", flags: [] },
     { file: "matmul_scalar.c", flags: [] },
     { file: "ops.c", flags: X86_FLAGS },
+    { file: "attention_avx2.c", flags: X86_FLAGS },
     { file: "bandwidth.c", flags: X86_FLAGS },
     { file: "matmul_avx2.c", flags: X86_FLAGS },
     { file: "matmul_avx2_packed.c", flags: X86_FLAGS },

@@ -53,6 +53,18 @@ type DownFn = (
   cols: number,
 ) => void;
 
+type DownBatchFn = (
+  out: Float32Array,
+  downT: Uint8Array,
+  act: Float32Array,
+  score: Float32Array | null,
+  threshold: number,
+  nTok: number,
+  rows: number,
+  stride: number,
+  cols: number,
+) => void;
+
 const GLU_KIND: Record<Glu, number> = { swiglu: 0, reglu: 1, drelu: 2 };
 
 /** The sparse ops of one native backend; its methods take already-resolved buffers. */
@@ -65,6 +77,7 @@ export class NativeSparse {
   readonly #glu: Record<number, GluFn>;
   readonly #gated: Record<number, GluFn>;
   readonly #down: Record<number, DownFn>;
+  readonly #downBatch: Record<number, DownBatchFn>;
 
   constructor(name: string, lib: NativeLib) {
     this.#name = name;
@@ -90,6 +103,13 @@ export class NativeSparse {
       [DType.BF16]: s.ts_down_sparse_bf16,
       [DType.Q8_0]: s.ts_down_sparse_q8_0,
       [DType.Q4_0]: s.ts_down_sparse_q4_0,
+    };
+    this.#downBatch = {
+      [DType.F32]: s.ts_down_sparse_batch_f32,
+      [DType.F16]: s.ts_down_sparse_batch_f16,
+      [DType.BF16]: s.ts_down_sparse_batch_bf16,
+      [DType.Q8_0]: s.ts_down_sparse_batch_q8_0,
+      [DType.Q4_0]: s.ts_down_sparse_batch_q4_0,
     };
   }
 
@@ -206,6 +226,24 @@ export class NativeSparse {
     if (o.buffer === a.buffer) throw new Error(`${this.#name} downSparse: out must not alias act`);
     const r = this.rows(w);
     this.#down[w.type](o.subarray(outOffset), r.data, a, d.data, r.stride, w.cols);
+  }
+
+  downSparseBatch(
+    o: Float32Array,
+    w: NativeWeight,
+    a: Float32Array,
+    sc: Float32Array | null,
+    threshold: number,
+    nTok: number,
+  ): void {
+    const op = "downSparseBatch";
+    this.#type(op, w);
+    this.#fits(op, "out", o, nTok * w.cols);
+    this.#fits(op, "act", a, nTok * w.rows);
+    if (sc) this.#fits(op, "score", sc, nTok * w.rows);
+    if (o.buffer === a.buffer) throw new Error(`${this.#name} ${op}: out must not alias act`);
+    const r = this.rows(w);
+    this.#downBatch[w.type](o, r.data, a, sc, threshold, nTok, w.rows, r.stride, w.cols);
   }
 
   axpy(

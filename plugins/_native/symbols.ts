@@ -21,6 +21,11 @@ const DOWN_SPARSE = {
   parameters: ["buffer", "buffer", "buffer", "buffer", "i32", "i32"],
   result: "void",
 } as const;
+/** (out, down_t, act, score | null, threshold, nTok, rows, stride, cols) */
+const DOWN_SPARSE_BATCH = {
+  parameters: ["buffer", "buffer", "buffer", "buffer", "f32", "i32", "i32", "i32", "i32"],
+  result: "void",
+} as const;
 const UNARY = { parameters: ["buffer", "buffer", "i32"], result: "void" } as const;
 
 /** Symbols of a libts_* library; identical for the scalar, x86 and NEON builds. */
@@ -90,6 +95,11 @@ export const SYMBOLS = {
   ts_down_sparse_bf16: DOWN_SPARSE,
   ts_down_sparse_q8_0: DOWN_SPARSE,
   ts_down_sparse_q4_0: DOWN_SPARSE,
+  ts_down_sparse_batch_f32: DOWN_SPARSE_BATCH,
+  ts_down_sparse_batch_f16: DOWN_SPARSE_BATCH,
+  ts_down_sparse_batch_bf16: DOWN_SPARSE_BATCH,
+  ts_down_sparse_batch_q8_0: DOWN_SPARSE_BATCH,
+  ts_down_sparse_batch_q4_0: DOWN_SPARSE_BATCH,
 } as const;
 
 /** The ABI version these symbols describe; must equal TS_ABI_VERSION in kernels/c/ts.h. */

@@ -292,6 +292,17 @@ export class ReferenceBackend implements Backend {
     sparse.downSparse(out, outOffset, downT, act, idx);
   }
 
+  downSparseBatch(
+    out: Buf,
+    downT: Weight,
+    act: Buf,
+    score: Buf | null,
+    threshold: number,
+    nTok: number,
+  ): void {
+    sparse.downSparseBatch(out, downT, act, score, threshold, nTok);
+  }
+
   axpy(out: Buf, outOffset: number, x: Buf, xOffset: number, n: number, alpha: number): void {
     sparse.axpy(out, outOffset, x, xOffset, n, alpha);
   }

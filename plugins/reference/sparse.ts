@@ -198,6 +198,40 @@ export function downSparse(
   for (let j = 0; j < w.cols; j++) o[outOffset + j] = acc[j];
 }
 
+/** Per token t: `out[t, j] = Σ_i act[t, i] · downT[i, j]` over selected i with act ≠ 0. */
+export function downSparseBatch(
+  out: Buf,
+  downT: Weight,
+  act: Buf,
+  score: Buf | null,
+  threshold: number,
+  nTok: number,
+): void {
+  const op = "downSparseBatch";
+  const o = buf(op, "out", out);
+  const a = buf(op, "act", act);
+  const s = score === null ? null : buf(op, "score", score);
+  const w = weightOf(op, downT);
+  count(op, "nTok", nTok);
+  fits(op, "out", o, nTok * w.cols);
+  fits(op, "act", a, nTok * w.rows);
+  if (s) fits(op, "score", s, nTok * w.rows);
+  if (o === a) throw new Error(`reference ${op}: out must not alias act`);
+  const t32 = f32(threshold); // compared as select compares
+  const wr = new Float32Array(w.cols);
+  const acc = new Float64Array(w.cols);
+  for (let t = 0; t < nTok; t++) {
+    acc.fill(0);
+    for (let i = 0; i < w.rows; i++) {
+      const ai = a[t * w.rows + i];
+      if (ai === 0 || (s && !(s[t * w.rows + i] >= t32))) continue;
+      w.row(i, wr);
+      for (let j = 0; j < w.cols; j++) acc[j] += ai * wr[j];
+    }
+    for (let j = 0; j < w.cols; j++) o[t * w.cols + j] = acc[j];
+  }
+}
+
 /** `out[outOffset + i] += alpha · x[xOffset + i]` for i < n. */
 export function axpy(
   out: Buf,

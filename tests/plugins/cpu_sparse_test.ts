@@ -1,7 +1,8 @@
 /**
  * The native sparse FFN ops beyond conformance: bitwise identical results for 1, 2 and 3
  * threads (the down projection is split by output columns, never by neurons) and with
- * row-column bundling on or off, on every native CPU plugin that runs here.
+ * row-column bundling on or off, and a batch (`downSparseBatch`) equal to its tokens one at a
+ * time, on every native CPU plugin that runs here.
  *
  * @module
  */
@@ -78,6 +79,49 @@ for (const plugin of [scalar, x86, neon] as BackendPlugin[]) {
             }
           }
         }
+      }
+    },
+  });
+}
+
+/** downSparseBatch of 3 tokens, and the same tokens through select + downSparse one at a time. */
+function batchAndTokens(b: SparseBackend, type: DType): [Float32Array, Float32Array] {
+  const nTok = 3, downT = b.weight(tensors(type)[2]);
+  const a = rand(nTok * N_FF, 7).map((v, i) => (i % 3 === 0 ? 0 : v)); // dReLU zeros
+  const s = rand(nTok * N_FF, 8);
+  const act = b.alloc(nTok * N_FF), score = b.alloc(nTok * N_FF);
+  b.write(act, a);
+  b.write(score, s);
+  const batch = b.alloc(nTok * N_EMBD), one = b.alloc(nTok * N_EMBD), packed = b.alloc(N_FF);
+  b.downSparseBatch!(batch, downT, act, score, 0.1, nTok);
+  const idx = b.allocIndex(N_FF);
+  for (let t = 0; t < nTok; t++) {
+    b.select(idx, score, t * N_FF, N_FF, 0.1);
+    b.write(packed, Float32Array.from(b.readIndex(idx), (i) => a[t * N_FF + i]));
+    b.downSparse(one, t * N_EMBD, downT, packed, idx);
+  }
+  return [b.read(batch), b.read(one)];
+}
+
+for (const plugin of [scalar, x86, neon] as BackendPlugin[]) {
+  const probe = await plugin.probe();
+  Deno.test({
+    name: `${plugin.name} downSparseBatch() gives the bits of its tokens run one at a time`,
+    ignore: probe.score <= 0,
+    async fn() {
+      const b = sparseOps(await plugin.open({ threads: 2 }));
+      try {
+        for (const type of TYPES) {
+          const [batch, one] = batchAndTokens(b, type);
+          assert.ok(one.some((v) => v !== 0), "some output is non-zero");
+          assert.deepEqual(
+            new Uint32Array(batch.buffer),
+            new Uint32Array(one.buffer),
+            dtypeName(type),
+          );
+        }
+      } finally {
+        b.close?.();
       }
     },
   });

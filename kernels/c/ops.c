@@ -1,7 +1,8 @@
 /*
  * ops.c: every Backend op except matmul, in portable C11 (core/backend.ts defines them).
  *   ts_embed_{f32,f16,bf16,q8_0,q4_0}  rows of an embedding table to f32
- *   ts_rmsnorm_f32, ts_rope_f32, ts_attention_f32 (causal GQA, two-pass softmax)
+ *   ts_rmsnorm_f32, ts_rope_f32, ts_attention_f32 (causal GQA, two-pass softmax; libts_x86
+ *   runs the tiled attention_avx2.c when head_dim % 8 == 0)
  *   ts_add_f32, ts_glu_f32_{swiglu,reglu,drelu}, ts_copy_f32
  * Compiled into every library with that library's flags, so gcc vectorises the plain loops.
  * Sums use fixed 8-lane partial sums: the order depends on nothing but the sizes.
@@ -212,9 +213,22 @@ static void attn_task(void *ctx, int ith, int nth) {
   free(scratch);
 }
 
+#if defined(__AVX2__) && defined(__FMA__) && !defined(TS_ATTN_PLAIN)
+/* attention_avx2.c: tiles of a GQA group x tokens; libts_x86 only (-DTS_ATTN_PLAIN: this twin). */
+void ts_attention_f32_avx2(float *out, const float *q, const float *k, const float *v, int ntok,
+                           int pos0, int nhead, int nkv, int hd, float scale);
+#define TS_ATTN_AVX2 1
+#endif
+
 void ts_attention_f32(float *out, const float *q, const float *k, const float *v, int ntok,
                       int pos0, int nhead, int nkv, int hd, float scale) {
   attn_job j = {out, q, k, v, ntok, pos0, nhead, nkv, hd, scale, 0};
   if (ntok == 0 || nhead == 0 || hd == 0) return;
+#ifdef TS_ATTN_AVX2
+  if (hd % 8 == 0) {
+    ts_attention_f32_avx2(out, q, k, v, ntok, pos0, nhead, nkv, hd, scale);
+    return;
+  }
+#endif
   ts_parallel(attn_task, &j);
 }

@@ -13,7 +13,7 @@
 
 import type { Glu, IndexBuf, Unary } from "../../core/backend.ts";
 import { DType, rowBytes } from "../../core/dtype.ts";
-import type { NativeWeight } from "./backend.ts";
+import type { NativeWeight } from "./_types.ts";
 import type { NativeLib } from "./symbols.ts";
 
 /** An index list in host memory: `data[0]` is the count, `data[1 ..]` the ascending ids. */

@@ -5,7 +5,8 @@
  */
 
 import { z } from "zod";
-import type { GGUFFile, GGUFValue } from "./gguf.ts";
+import type { GGUFFile } from "./gguf.ts";
+import { metaNumber, metaString } from "./gguf_meta.ts";
 
 /** Architectures this runtime runs. */
 export const ARCHITECTURES = ["llama", "bamboo"] as const;
@@ -44,53 +45,39 @@ export type ModelConfig = z.infer<typeof ModelConfig>;
 
 /** Read and validate the config of a parsed GGUF file; errors name the key and the file. */
 export function configFromGGUF(file: GGUFFile, source: string): ModelConfig {
-  const m = file.metadata;
-  const arch = str(m, "general.architecture", source);
+  const named: GGUFFile = file.source ? file : { ...file, source };
+  const int = (key: string, fallback?: number) => count(named, key, fallback);
+  const arch = metaString(named, "general.architecture");
   if (!(ARCHITECTURES as readonly string[]).includes(arch)) {
     throw new Error(
       `${source}: architecture "${arch}" is not supported (supported: ${ARCHITECTURES.join(", ")})`,
     );
   }
   const k = (key: string) => `${arch}.${key}`;
-  const nEmbd = int(m, k("embedding_length"), source);
-  const nHead = int(m, k("attention.head_count"), source);
-  const headDim = m.has(k("attention.key_length"))
-    ? int(m, k("attention.key_length"), source)
-    : nEmbd / nHead;
-  const vocab = m.get("tokenizer.ggml.tokens");
-  const nVocab = m.has(k("vocab_size"))
-    ? int(m, k("vocab_size"), source)
-    : Array.isArray(vocab)
-    ? vocab.length
-    : int(m, k("vocab_size"), source);
+  const nEmbd = int(k("embedding_length"));
+  const nHead = int(k("attention.head_count"));
+  const headDim = int(k("attention.key_length"), nEmbd / nHead);
+  const vocab = file.metadata.get("tokenizer.ggml.tokens");
+  const nVocab = int(k("vocab_size"), Array.isArray(vocab) ? vocab.length : undefined);
   const sparseFormat = file.magic === "PWRI";
-  const act = m.get("turbosparse.ffn_activation");
-  const glu = typeof act === "string"
-    ? act
-    : arch === "bamboo"
-    ? "drelu"
-    : sparseFormat
-    ? "reglu"
-    : "swiglu";
+  const defaultGlu = arch === "bamboo" ? "drelu" : sparseFormat ? "reglu" : "swiglu";
   const raw = {
     arch,
-    name: m.has("general.name") ? str(m, "general.name", source) : arch,
+    name: metaString(named, "general.name", arch),
     nEmbd,
-    nFF: int(m, k("feed_forward_length"), source),
-    nLayer: int(m, k("block_count"), source),
+    nFF: int(k("feed_forward_length")),
+    nLayer: int(k("block_count")),
     nHead,
-    nKV: m.has(k("attention.head_count_kv")) ? int(m, k("attention.head_count_kv"), source) : nHead,
+    nKV: int(k("attention.head_count_kv"), nHead),
     headDim,
-    nCtx: int(m, k("context_length"), source),
+    nCtx: int(k("context_length")),
     nVocab,
-    ropeBase: m.has(k("rope.freq_base")) ? num(m, k("rope.freq_base"), source) : 10000,
-    ropeDim: m.has(k("rope.dimension_count")) ? int(m, k("rope.dimension_count"), source) : headDim,
-    eps: m.has(k("attention.layer_norm_rms_epsilon"))
-      ? num(m, k("attention.layer_norm_rms_epsilon"), source)
-      : 1e-5,
-    nExpert: m.has(k("expert_count")) ? int(m, k("expert_count"), source) : 0,
-    nExpertUsed: m.has(k("expert_used_count")) ? int(m, k("expert_used_count"), source) : 0,
-    glu,
+    ropeBase: metaNumber(named, k("rope.freq_base"), 10000),
+    ropeDim: int(k("rope.dimension_count"), headDim),
+    eps: metaNumber(named, k("attention.layer_norm_rms_epsilon"), 1e-5),
+    nExpert: int(k("expert_count"), 0),
+    nExpertUsed: int(k("expert_used_count"), 0),
+    glu: metaString(named, "turbosparse.ffn_activation", defaultGlu),
     sparseFormat,
   };
   const parsed = ModelConfig.safeParse(raw);
@@ -101,32 +88,11 @@ export function configFromGGUF(file: GGUFFile, source: string): ModelConfig {
   return parsed.data;
 }
 
-function num(m: Map<string, GGUFValue>, key: string, source: string): number {
-  const v = m.get(key);
-  if (v === undefined) throw new Error(`${source}: missing metadata key "${key}"`);
-  if (typeof v !== "number" || !Number.isFinite(v)) {
-    throw new Error(`${source}: metadata key "${key}" should be a number, got ${show(v)}`);
-  }
-  return v;
-}
-
-function int(m: Map<string, GGUFValue>, key: string, source: string): number {
-  const v = num(m, key, source);
+/** A count-valued key (an integer in 0 .. 2^31); errors name the key and the file. */
+function count(file: GGUFFile, key: string, fallback?: number): number {
+  const v = metaNumber(file, key, fallback);
   if (!Number.isInteger(v) || v < 0 || v > 2 ** 31) {
-    throw new Error(`${source}: metadata key "${key}" should be a count, got ${v}`);
+    throw new Error(`${file.source}: metadata key "${key}" should be a count, got ${v}`);
   }
   return v;
-}
-
-function str(m: Map<string, GGUFValue>, key: string, source: string): string {
-  const v = m.get(key);
-  if (v === undefined) throw new Error(`${source}: missing metadata key "${key}"`);
-  if (typeof v !== "string") {
-    throw new Error(`${source}: metadata key "${key}" should be a string, got ${show(v)}`);
-  }
-  return v;
-}
-
-function show(v: GGUFValue): string {
-  return Array.isArray(v) ? `an array of ${v.length}` : `${typeof v} ${String(v).slice(0, 40)}`;
 }

@@ -44,6 +44,8 @@ const nDecode = Number(arg("--decode", "128"));
 const jsonPath = arg("--json", "");
 const sparse = Number(arg("--sparse", "0")); // fraction of active neurons; 0 = dense FFNs
 const rank = Number(arg("--rank", "1024"));
+const quick = Deno.args.includes("--quick"); // skip the per-shape tables and the A/B reruns
+const breakdownOn = Deno.args.includes("--breakdown"); // time each part of a layer
 
 const cfg: ModelConfig = {
   arch: "llama",
@@ -148,7 +150,7 @@ const setConfig = (c: string) => {
   const [g, r, p] = c.split(",").map(Number);
   be.matvecConfig(g, r, p);
 };
-for (const c of configs) {
+for (const c of quick ? [] : configs) {
   setConfig(c);
   const row: Record<string, number> = {};
   for (const [name, ws] of Object.entries(shapes)) {
@@ -178,7 +180,7 @@ for (const c of configs) {
 }
 // The two kernels agree on every shape (max |Δ| over max |y|, fresh x).
 be.write(xs[0], Float32Array.from({ length: nFF }, () => Math.random() * 2 - 1));
-for (const [name, ws] of Object.entries(shapes)) {
+for (const [name, ws] of Object.entries(quick ? {} : shapes)) {
   const m = ws[0] as CudaWeight, out: Float32Array[] = [];
   for (const c of ["0,0,1", "3,0,1"]) {
     setConfig(c);
@@ -232,9 +234,9 @@ be.read = (src, offset, n) => {
 const tokens = Int32Array.from({ length: nPrompt + nDecode + 64 }, (_, i) => (i * 7919) % nVocab);
 // Sparse: per-layer thresholds keeping the top `sparse` fraction of two tokens' scores.
 let predictor: Predictor | undefined;
+const thresholds = new Float32Array(nLayer);
 if (sparse > 0) {
   const lowRank = lowRankPredictor(be, cfg, w);
-  const thresholds = new Float32Array(nLayer);
   const calibrate: Predictor = {
     name: "calibrate",
     scores(unit, h, x, nTok) {
@@ -301,7 +303,9 @@ console.log(
 // The same decode with rmsnorm, residual add and select as their own launches (the plain
 // ops beside matvec_xreg.cu's fused prologue/epilogues), on a fresh state: speed, and the
 // last logits of both runs (same tokens, same positions) agree.
+if (breakdownOn) breakdown();
 const fusedLogits = be.read(st.logits, 0, nVocab);
+if (quick) Deno.exit(0);
 be.matvecFuse(false);
 const st2 = new RunState(be, cfg, nPrompt + nDecode + 8);
 prefill(st2, nPrompt);
@@ -339,6 +343,93 @@ console.log(
 // The last layer's active list of the last token: the fraction the thresholds kept.
 const active = sparse > 0 && st.idx ? be.readIndex!(st.idx).length / nFF : 1;
 if (sparse > 0) console.log(`sparse: ${(100 * active).toFixed(1)}% active in the last layer`);
+/**
+ * µs per layer of each part of a decode layer, on the live state: each part of every layer in
+ * one graph (distinct weights, so L2 holds none), median of 20 replays. The parts overlap in
+ * the real step (PDL), so their sum exceeds a layer of the decode.
+ */
+function breakdown(): void {
+  const p = st.pos - 1, rope = { dim: cfg.ropeDim, base: cfg.ropeBase };
+  const kvDim = nKV * headDim;
+  const attn = { nTok: 1, pos0: p, nHead, nKV, headDim, scale: 1 / Math.sqrt(headDim) };
+  const lr = predictor ? lowRankPredictor(be, cfg, w) : null;
+  const sink = be.alloc(nEmbd); // residual adds land here: st.x must keep the decode's values
+  const thr = (l: Layer) => thresholds[(l.ffn as SparseFFN).layer];
+  const parts: Record<string, (l: Layer, i: number) => void> = {
+    "norm+qkv": (l) => {
+      be.rmsnorm(st.xn, st.x, l.attnNorm, 1, cfg.eps);
+      be.matmul(st.q, l.wq, st.xn, 1);
+      be.matmul(st.kNew, l.wk, st.xn, 1);
+      be.matmul(st.vNew, l.wv, st.xn, 1);
+    },
+    "rope+kv": (_l, i) => {
+      be.rope(st.q, 1, nHead, headDim, p, rope);
+      be.rope(st.kNew, 1, nKV, headDim, p, rope);
+      be.copy(st.k[i], p * kvDim, st.kNew, 0, kvDim);
+      be.copy(st.v[i], p * kvDim, st.vNew, 0, kvDim);
+    },
+    attention: (_l, i) => be.attention(st.att, st.q, st.k[i], st.v[i], attn),
+    "o+add": (l) => {
+      be.matmul(st.o, l.wo, st.att, 1);
+      be.add(sink, st.x, st.o, nEmbd);
+    },
+    "ffn norm": (l) => be.rmsnorm(st.xn, st.x, l.ffnNorm, 1, cfg.eps),
+  };
+  if (lr) {
+    const sp = (l: Layer) => l.ffn as SparseFFN;
+    const pr = lr.scores(layers[nLayer - 1].ffn as SparseFFN, st.x, st.xn, 1)!;
+    const hidden = be.alloc(rank);
+    Object.assign(parts, {
+      "fc1+relu": (l: Layer) => {
+        be.matmul(hidden, sp(l).lowRank!.fc1, st.x, 1);
+        be.unary!(hidden, hidden, rank, "relu");
+      },
+      fc2: (l: Layer) => be.matmul(pr.score, sp(l).lowRank!.fc2, hidden, 1),
+      select: (l: Layer) => be.select!(st.idx!, pr.score, 0, nFF, thr(l)),
+      gluSparse: (l: Layer) =>
+        be.gluSparse!(st.act!, sp(l).gate, sp(l).up, st.xn, 0, st.idx!, "swiglu"),
+      downSparse: (l: Layer) => be.downSparse!(st.o, 0, sp(l).downT, st.act!, st.idx!),
+    });
+  }
+  const full = (l: Layer) => {
+    be.rmsnorm(st.xn, st.x, l.ffnNorm, 1, cfg.eps);
+    if (lr) {
+      const s = lr.scores(l.ffn as SparseFFN, st.x, st.xn, 1)!;
+      be.select!(st.idx!, s.score, 0, nFF, thr(l));
+      const u = l.ffn as SparseFFN;
+      be.gluSparse!(st.act!, u.gate, u.up, st.xn, 0, st.idx!, "swiglu");
+      be.downSparse!(st.o, 0, u.downT, st.act!, st.idx!);
+    } else {
+      const u = l.ffn as DenseFFN;
+      be.matmul(st.gate, u.gate, st.xn, 1);
+      be.matmul(st.up, u.up, st.xn, 1);
+      be.glu(st.gate, st.gate, st.up, nFF, "swiglu");
+      be.matmul(st.o, u.down, st.gate, 1);
+    }
+    be.add(sink, st.x, st.o, nEmbd);
+  };
+  parts["ffn (all)"] = full;
+  parts["layer (all)"] = (l, i) => {
+    for (const k of ["norm+qkv", "rope+kv", "attention", "o+add"]) parts[k](l, i);
+    full(l);
+  };
+  // the last layer's real list (its scores, its threshold), so the gathers see ~F active
+  const last = layers[nLayer - 1];
+  if (lr) {
+    be.select!(st.idx!, lr.scores(last.ffn as SparseFFN, st.x, st.xn, 1)!.score, 0, nFF, thr(last));
+  }
+  const out: Record<string, number> = {};
+  for (const [name, f] of Object.entries(parts)) {
+    const ms = be.timeGraph(() => layers.forEach((l, i) => f(l, i)), 20);
+    out[name] = (1000 * ms) / nLayer;
+  }
+  const n = lr ? be.readIndex!(st.idx!).length : nFF;
+  console.log(
+    `breakdown, µs per layer (${n} of ${nFF} neurons listed): ` +
+      Object.entries(out).map(([k, v]) => `${k} ${v.toFixed(1)}`).join(", "),
+  );
+}
+
 if (jsonPath) {
   await Deno.writeTextFile(
     jsonPath,

@@ -263,6 +263,8 @@ export function conformanceCases(): ConformanceCase[] {
     attentionCase(7, 0, 8, 2, 128),
     attentionCase(5, 11, 4, 4, 64),
     attentionCase(6, 3, 4, 1, 64),
+    attentionCase(1, 40, 16, 2, 256),
+    attentionCase(1, 70, 4, 2, 32),
   );
   cases.push(addCase(1, false), addCase(4096, false), addCase(1000, true));
   for (const kind of ["swiglu", "reglu", "drelu"] as const) {

@@ -5,6 +5,11 @@
 // online softmax (running max, sum, weighted V) over its positions, four positions in flight;
 // warps merge in shared memory, splits in a second small kernel. head_dim ≤ 256.
 //
+// One decode token (attn_decode_kernel): one block per (KV head, split) computes all the query
+// heads of its group, so each K/V row is read once, not once per query head; each lane holds
+// head_dim / 32 contiguous dims and loads the K and V rows of POS positions before it needs
+// them (2 · POS loads in flight), which is what a decode step's latency depends on.
+//
 // Build: see ts_cuda.h. Bench: bench/cuda_decode.ts (as part of a decode step).
 #include <math.h>
 
@@ -84,7 +89,7 @@ attn_kernel(float* out, float* part, const float* q, const float* k, const float
     if (n_split == 1) {
       out[o + d] = a / L;
     } else {
-      part[(o + d) * n_split + s] = a;  // [t, h, d, split]
+      part[(o * n_split) + (size_t)s * head_dim + d] = a;  // [t, h, split, d]
     }
   }
   if (n_split > 1 && threadIdx.x == 0) {
@@ -94,24 +99,190 @@ attn_kernel(float* out, float* part, const float* q, const float* k, const float
   }
 }
 
-__global__ void attn_merge(float* out, const float* part, int n_tok, int n_head, int head_dim,
-                           int n_split) {
+constexpr int MERGE_THREADS = 128, MERGE_MAX_SPLIT = 1024;
+
+// out[t, h] = Σ_s part[t, h, s] · e^(m_s - M) / Σ_s l_s · e^(m_s - M): one block per (head,
+// token); the split weights are computed once into shared memory, then each thread sums its
+// dims over the splits (coalesced rows of part, loads independent across splits).
+__global__ void __launch_bounds__(MERGE_THREADS)
+attn_merge(float* out, const float* part, int n_tok, int n_head, int head_dim, int n_split) {
   pdl_start();
-  const int h = blockIdx.x, t = blockIdx.y;
+  __shared__ float wt[MERGE_MAX_SPLIT], red[MERGE_THREADS / 32];
+  const int h = blockIdx.x, t = blockIdx.y, lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
   const float* ml = part + (size_t)n_tok * n_head * head_dim * n_split +
                     ((size_t)t * n_head + h) * n_split * 2;
   float mx = -INFINITY;
-  for (int s = 0; s < n_split; s++) mx = fmaxf(mx, ml[2 * s]);
+  for (int s = threadIdx.x; s < n_split; s += MERGE_THREADS) mx = fmaxf(mx, ml[2 * s]);
+#pragma unroll
+  for (int o = 16; o > 0; o >>= 1) mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, o));
+  if (lane == 0) red[warp] = mx;
+  __syncthreads();
+  mx = red[0];
+#pragma unroll
+  for (int k = 1; k < MERGE_THREADS / 32; k++) mx = fmaxf(mx, red[k]);
+  __syncthreads();  // red is reused below
   float L = 0.f;
-  for (int s = 0; s < n_split; s++) L += ml[2 * s] == -INFINITY ? 0.f : ml[2 * s + 1] * expf(ml[2 * s] - mx);
+  for (int s = threadIdx.x; s < n_split; s += MERGE_THREADS) {
+    const float m = ml[2 * s], w = m == -INFINITY ? 0.f : expf(m - mx);
+    wt[s] = w;
+    L += ml[2 * s + 1] * w;
+  }
+  L = warp_sum(L);
+  if (lane == 0) red[warp] = L;
+  __syncthreads();  // wt and red are complete
+  L = 0.f;
+#pragma unroll
+  for (int k = 0; k < MERGE_THREADS / 32; k++) L += red[k];
   const size_t o = ((size_t)t * n_head + h) * head_dim;
-  for (int d = threadIdx.x; d < head_dim; d += blockDim.x) {
+  const float* pp = part + o * n_split;  // [split, head_dim]
+  for (int d = threadIdx.x; d < head_dim; d += MERGE_THREADS) {
     float a = 0.f;
-    for (int s = 0; s < n_split; s++) {
-      if (ml[2 * s] != -INFINITY) a += part[(o + d) * n_split + s] * expf(ml[2 * s] - mx);
-    }
+#pragma unroll 8
+    for (int s = 0; s < n_split; s++) a += pp[(size_t)s * head_dim + d] * wt[s];
     out[o + d] = a / L;
   }
+}
+
+// VEC contiguous floats at p (p 4·VEC-byte aligned).
+template <int VEC>
+__device__ __forceinline__ void load_vec(float* r, const float* p) {
+  if constexpr (VEC == 1) {
+    r[0] = *p;
+  } else if constexpr (VEC == 2) {
+    const float2 a = *reinterpret_cast<const float2*>(p);
+    r[0] = a.x, r[1] = a.y;
+  } else {
+#pragma unroll
+    for (int i = 0; i < VEC; i += 4) {
+      const float4 a = *reinterpret_cast<const float4*>(p + i);
+      r[i] = a.x, r[i + 1] = a.y, r[i + 2] = a.z, r[i + 3] = a.w;
+    }
+  }
+}
+
+constexpr int DK_WARPS = 4;
+
+// Decode (one token at pos0): block (kv head, 1, split); G query heads per KV head, head_dim
+// = 32 · VEC. Splits and the merge as attn_kernel's (same `part` layout).
+template <int G, int VEC>
+__global__ void __launch_bounds__(DK_WARPS * 32)
+attn_decode_kernel(float* out, float* part, const float* q, const float* k, const float* v,
+                   int pos0, int n_kv, float scale, int chunk, const int* dpos) {
+  pdl_start();
+  // POS positions per warp step: 2 · POS · VEC loads in flight, POS · G scores in registers
+  constexpr int HD = 32 * VEC, POS = 32 / VEC < 64 / G ? 32 / VEC : (64 / G > 4 ? 64 / G : 4);
+  __shared__ float sm_m[DK_WARPS][G], sm_l[DK_WARPS][G], sm_acc[DK_WARPS][G][HD];
+  const int kvh = blockIdx.x, s = blockIdx.z, n_split = gridDim.z, n_head = n_kv * G;
+  if (dpos) {  // a captured step: the split length follows the position read on the device
+    pos0 = *dpos;
+    chunk = (pos0 + n_split) / n_split;
+  }
+  const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
+  const int p0 = s * chunk, p1 = min(pos0 + 1, p0 + chunk);
+  const size_t row = (size_t)n_kv * HD;
+  const float* kb = k + (size_t)kvh * HD + lane * VEC;
+  const float* vb = v + (size_t)kvh * HD + lane * VEC;
+  float qv[G][VEC], acc[G][VEC], m[G], l[G];
+#pragma unroll
+  for (int g = 0; g < G; g++) {
+    load_vec<VEC>(qv[g], q + (size_t)(kvh * G + g) * HD + lane * VEC);
+#pragma unroll
+    for (int i = 0; i < VEC; i++) qv[g][i] *= scale, acc[g][i] = 0.f;
+    m[g] = -INFINITY, l[g] = 0.f;
+  }
+  for (int pb = p0 + warp * POS; pb < p1; pb += DK_WARPS * POS) {
+    float kr[POS][VEC], vr[POS][VEC];
+#pragma unroll
+    for (int u = 0; u < POS; u++) {
+      if (pb + u < p1) {
+        load_vec<VEC>(kr[u], kb + (size_t)(pb + u) * row);
+        load_vec<VEC>(vr[u], vb + (size_t)(pb + u) * row);
+      } else {
+#pragma unroll
+        for (int i = 0; i < VEC; i++) kr[u][i] = 0.f, vr[u][i] = 0.f;
+      }
+    }
+    // every position's G scores at once: POS · G independent butterflies, one softmax
+    // rescale per step (not per position)
+    float dot[POS][G];
+#pragma unroll
+    for (int u = 0; u < POS; u++) {
+#pragma unroll
+      for (int g = 0; g < G; g++) {
+        dot[u][g] = 0.f;
+#pragma unroll
+        for (int i = 0; i < VEC; i++) dot[u][g] += qv[g][i] * kr[u][i];
+      }
+    }
+#pragma unroll
+    for (int o = 16; o > 0; o >>= 1) {
+#pragma unroll
+      for (int u = 0; u < POS; u++) {
+#pragma unroll
+        for (int g = 0; g < G; g++) dot[u][g] += __shfl_xor_sync(0xffffffffu, dot[u][g], o);
+      }
+    }
+#pragma unroll
+    for (int g = 0; g < G; g++) {
+      float mx = m[g];
+#pragma unroll
+      for (int u = 0; u < POS; u++) {
+        if (pb + u < p1) mx = fmaxf(mx, dot[u][g]);
+      }
+      const float corr = expf(m[g] - mx);  // 0 on the first step (m = -inf)
+      l[g] *= corr;
+#pragma unroll
+      for (int i = 0; i < VEC; i++) acc[g][i] *= corr;
+#pragma unroll
+      for (int u = 0; u < POS; u++) {
+        if (pb + u >= p1) continue;
+        const float e = expf(dot[u][g] - mx);
+        l[g] += e;
+#pragma unroll
+        for (int i = 0; i < VEC; i++) acc[g][i] += e * vr[u][i];
+      }
+      m[g] = mx;
+    }
+  }
+#pragma unroll
+  for (int g = 0; g < G; g++) {
+    if (lane == 0) sm_m[warp][g] = m[g], sm_l[warp][g] = l[g];
+#pragma unroll
+    for (int i = 0; i < VEC; i++) sm_acc[warp][g][lane * VEC + i] = acc[g][i];
+  }
+  __syncthreads();
+  for (int j = threadIdx.x; j < G * HD; j += blockDim.x) {
+    const int g = j / HD, d = j % HD, h = kvh * G + g;
+    float mx = -INFINITY;
+    for (int w = 0; w < DK_WARPS; w++) mx = fmaxf(mx, sm_m[w][g]);
+    float L = 0.f, a = 0.f;
+    for (int w = 0; w < DK_WARPS; w++) {
+      if (sm_m[w][g] == -INFINITY) continue;
+      const float c = expf(sm_m[w][g] - mx);
+      L += sm_l[w][g] * c, a += sm_acc[w][g][d] * c;
+    }
+    const size_t o = (size_t)h * HD;
+    if (n_split == 1) {
+      out[o + d] = a / L;
+    } else {
+      part[o * n_split + (size_t)s * HD + d] = a;  // [t = 0, h, split, d]
+      if (d == 0) {
+        float* ml = part + (size_t)n_head * HD * n_split;  // [t = 0, h, split, 2]
+        ml[((size_t)h * n_split + s) * 2] = mx, ml[((size_t)h * n_split + s) * 2 + 1] = L;
+      }
+    }
+  }
+}
+
+// The decode kernel for G heads per KV head and head_dim (null when it has none).
+template <int G>
+static void launch_decode(dim3 grid, int head_dim, float* out, float* part, const float* q,
+                          const float* k, const float* v, int pos0, int n_kv, float scale,
+                          int chunk, const int* dpos) {
+  if (head_dim == 32) ts_launch(attn_decode_kernel<G, 1>, grid, DK_WARPS * 32, out, part, q, k, v, pos0, n_kv, scale, chunk, dpos);
+  else if (head_dim == 64) ts_launch(attn_decode_kernel<G, 2>, grid, DK_WARPS * 32, out, part, q, k, v, pos0, n_kv, scale, chunk, dpos);
+  else if (head_dim == 128) ts_launch(attn_decode_kernel<G, 4>, grid, DK_WARPS * 32, out, part, q, k, v, pos0, n_kv, scale, chunk, dpos);
+  else ts_launch(attn_decode_kernel<G, 8>, grid, DK_WARPS * 32, out, part, q, k, v, pos0, n_kv, scale, chunk, dpos);
 }
 
 // out, q: [n_tok, n_head, head_dim]; k, v: [n_ctx, n_kv, head_dim] holding pos0 + n_tok rows.
@@ -121,24 +292,37 @@ TS_EXPORT int ts_attention_f32(float* out, const float* q, const float* k, const
                                int pos0, int n_head, int n_kv, int head_dim, float scale,
                                const int* dpos, int n_ctx) {
   if (head_dim > 32 * MAX_DPL) return (int)cudaErrorInvalidValue;
-  const int n_pos = dpos ? n_ctx : pos0 + n_tok, blocks = n_head * n_tok;
-  const int target = 2 * (ts_sm_count() > 0 ? ts_sm_count() : 132);
+  const int group = n_head / n_kv;
+  const bool decode = n_tok == 1 && n_head % n_kv == 0 &&
+                      (group == 1 || group == 2 || group == 4 || group == 8) &&
+                      (head_dim == 32 || head_dim == 64 || head_dim == 128 || head_dim == 256);
+  // Splits: about two blocks per multiprocessor; decode blocks are (KV head, split), at least
+  // 32 positions each; others (head, token, split), at least 64 positions each.
+  const int n_pos = dpos ? n_ctx : pos0 + n_tok, blocks = decode ? n_kv : n_head * n_tok;
+  const int target = 2 * (ts_sm_count() > 0 ? ts_sm_count() : 132), min_pos = decode ? 32 : 64;
   int n_split = (target + blocks - 1) / blocks;
-  const int max_split = (n_pos + 63) / 64;  // at least 64 positions per split
-  if (n_split > max_split) n_split = max_split;
+  if (n_split > (n_pos + min_pos - 1) / min_pos) n_split = (n_pos + min_pos - 1) / min_pos;
+  if (n_split > MERGE_MAX_SPLIT) n_split = MERGE_MAX_SPLIT;
   if (n_split < 1) n_split = 1;
   const int chunk = (n_pos + n_split - 1) / n_split;
   float* part = nullptr;
   if (n_split > 1) {
-    part = (float*)ts_scratch(1, (size_t)blocks * n_split * (head_dim + 2) * sizeof(float));
+    part = (float*)ts_scratch(1, (size_t)n_head * n_tok * n_split * (head_dim + 2) * sizeof(float));
     if (!part) return (int)cudaErrorMemoryAllocation;
   }
-  dim3 grid(n_head, n_tok, n_split);
-  cudaStream_t s = ts_stream();
-  const int dpl = (head_dim + 31) / 32;
-  if (dpl <= 2) ts_launch(attn_kernel<2>, grid, AT_WARPS * 32, out, part, q, k, v, pos0, n_head, n_kv, head_dim, scale, chunk, dpos);
-  else if (dpl <= 4) ts_launch(attn_kernel<4>, grid, AT_WARPS * 32, out, part, q, k, v, pos0, n_head, n_kv, head_dim, scale, chunk, dpos);
-  else ts_launch(attn_kernel<8>, grid, AT_WARPS * 32, out, part, q, k, v, pos0, n_head, n_kv, head_dim, scale, chunk, dpos);
-  if (n_split > 1) ts_launch(attn_merge, dim3(n_head, n_tok), 128, out, part, n_tok, n_head, head_dim, n_split);
+  if (decode) {
+    const dim3 grid(n_kv, 1, n_split);
+    if (group == 1) launch_decode<1>(grid, head_dim, out, part, q, k, v, pos0, n_kv, scale, chunk, dpos);
+    else if (group == 2) launch_decode<2>(grid, head_dim, out, part, q, k, v, pos0, n_kv, scale, chunk, dpos);
+    else if (group == 4) launch_decode<4>(grid, head_dim, out, part, q, k, v, pos0, n_kv, scale, chunk, dpos);
+    else launch_decode<8>(grid, head_dim, out, part, q, k, v, pos0, n_kv, scale, chunk, dpos);
+  } else {
+    const dim3 grid(n_head, n_tok, n_split);
+    const int dpl = (head_dim + 31) / 32;
+    if (dpl <= 2) ts_launch(attn_kernel<2>, grid, AT_WARPS * 32, out, part, q, k, v, pos0, n_head, n_kv, head_dim, scale, chunk, dpos);
+    else if (dpl <= 4) ts_launch(attn_kernel<4>, grid, AT_WARPS * 32, out, part, q, k, v, pos0, n_head, n_kv, head_dim, scale, chunk, dpos);
+    else ts_launch(attn_kernel<8>, grid, AT_WARPS * 32, out, part, q, k, v, pos0, n_head, n_kv, head_dim, scale, chunk, dpos);
+  }
+  if (n_split > 1) ts_launch(attn_merge, dim3(n_head, n_tok), MERGE_THREADS, out, part, n_tok, n_head, head_dim, n_split);
   return ts_launch_status();
 }

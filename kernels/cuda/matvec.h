@@ -21,11 +21,14 @@ struct MvBatch {
   MvJob job[MV_JOBS];
   int n_job, epi;
   // matvec_xreg.cu only (null: off). Prologue: x is rmsnorm(x) · norm_w, block 0 stores it
-  // to norm_out. Epilogues of one matrix: res_out = res_a + y (the residual add);
+  // to norm_out (norm_side: only stores it; the rows multiply the x given, as a predictor
+  // reading the residual next to the FFN's norm of it). Epilogues of one matrix: res_out = res_a + y (the residual add);
   // sel_idx = [count, rows with y >= sel_thr, ascending] (select; sel_ids/sel_cnt: scratch).
   const float* norm_w;
   float* norm_out;
   float eps;
+  int norm_side;  // 1: store the normed x to norm_out, but multiply by x as given
+
   float* res_out;
   const float* res_a;
   int* sel_idx;

@@ -35,9 +35,10 @@ __device__ __forceinline__ int xr_job(const MvBatch& b, int g) {
 
 // The rmsnorm prologue: x (this lane's chunks, all of x over the block) becomes
 // x · inv_rms · norm_w, as ops.cu's rmsnorm computes it; block 0 stores the result.
-template <int CPL>
+template <int CPL, int SPLIT>
 __device__ __forceinline__ void xr_norm(const MvBatch& b, float (&xr)[CPL][8], int i0,
                                         int n_chunk, int cols) {
+  constexpr int LANES = XR_THREADS / SPLIT;
   __shared__ float part[MV_WARPS];
   float ss = 0.f;
 #pragma unroll
@@ -48,23 +49,28 @@ __device__ __forceinline__ void xr_norm(const MvBatch& b, float (&xr)[CPL][8], i
   ss = warp_sum(ss);
   if ((threadIdx.x & 31) == 0) part[threadIdx.x >> 5] = ss;
   __syncthreads();
-  float tot = 0.f;
+  float tot = 0.f;  // the first row group's warps hold all of x once
 #pragma unroll
-  for (int k = 0; k < MV_WARPS; k++) tot += part[k];
+  for (int k = 0; k < MV_WARPS / SPLIT; k++) tot += part[k];
   const float inv = 1.0f / sqrtf(tot / cols + b.eps);
 #pragma unroll
   for (int u = 0; u < CPL; u++) {
-    const int i = i0 + 256 * u;
+    const int i = i0 + LANES * u;
     if (i >= n_chunk) continue;
     const float4* wp = reinterpret_cast<const float4*>(b.norm_w) + 2 * i;
     const float4 w0 = __ldg(wp), w1 = __ldg(wp + 1);
     const float w[8] = {w0.x, w0.y, w0.z, w0.w, w1.x, w1.y, w1.z, w1.w};
+    float y[8];
 #pragma unroll
-    for (int e = 0; e < 8; e++) xr[u][e] = xr[u][e] * inv * w[e];
-    if (blockIdx.x == 0) {
+    for (int e = 0; e < 8; e++) y[e] = xr[u][e] * inv * w[e];
+    if (!b.norm_side) {
+#pragma unroll
+      for (int e = 0; e < 8; e++) xr[u][e] = y[e];
+    }
+    if (blockIdx.x == 0 && threadIdx.x < LANES) {
       float4* op = reinterpret_cast<float4*>(b.norm_out) + 2 * i;
-      op[0] = make_float4(xr[u][0], xr[u][1], xr[u][2], xr[u][3]);
-      op[1] = make_float4(xr[u][4], xr[u][5], xr[u][6], xr[u][7]);
+      op[0] = make_float4(y[0], y[1], y[2], y[3]);
+      op[1] = make_float4(y[4], y[5], y[6], y[7]);
     }
   }
 }
@@ -161,26 +167,30 @@ __device__ void xr_select(const MvBatch& b, int total, int g0, int g1) {
   if (threadIdx.x == 0) b.sel_idx[0] = count, g_sel_done = 0;
 }
 
-template <int T, int CPL, int ROWS>
+// SPLIT 2 (rows of at most 128 chunks): the block reads two rows at a time, one per half.
+template <int T, int CPL, int ROWS, int SPLIT>
 __global__ void __launch_bounds__(XR_THREADS)
 matvec_xreg_kernel(MvBatch b, int total, const float* x, int cols, size_t row_bytes, int prefetch) {
   constexpr int R = CPL * ROWS >= MV_LOADS ? 1 : MV_LOADS / (CPL * ROWS);
+  constexpr int LANES = XR_THREADS / SPLIT, WPS = MV_WARPS / SPLIT, STEP = R * SPLIT;
   __shared__ float red[2][MV_WARPS][R][ROWS];
   const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31, n_chunk = cols >> 3;
-  const int i0 = warp * 32 + lane;  // this lane's first chunk; then every 256
+  const int sub = threadIdx.x / LANES;  // which row of each pair (SPLIT 2)
+  const int i0 = threadIdx.x % LANES;   // this lane's first chunk; then every LANES
   const int g0 = (int)((long long)blockIdx.x * total / gridDim.x);
   const int g1 = (int)((long long)(blockIdx.x + 1) * total / gridDim.x);
   if (prefetch) {  // weights only: no kernel writes them, so this may precede the wait
 #pragma unroll
     for (int r = 0; r < R; r++) {
-      if (g0 + r >= g1) break;
-      const int j = xr_job(b, g0 + r);
-      const size_t off = (size_t)(g0 + r - b.job[j].block0) * row_bytes;
+      const int g = g0 + r * SPLIT + sub;
+      if (g >= g1) break;
+      const int j = xr_job(b, g);
+      const size_t off = (size_t)(g - b.job[j].block0) * row_bytes;
 #pragma unroll
       for (int u = 0; u < CPL; u++) {
-        if (i0 + 256 * u < n_chunk) {
-          prefetch_l2(b.job[j].w + off + 16 * (size_t)(i0 + 256 * u));
-          if (ROWS == 2) prefetch_l2(b.job[j].w2 + off + 16 * (size_t)(i0 + 256 * u));
+        if (i0 + LANES * u < n_chunk) {
+          prefetch_l2(b.job[j].w + off + 16 * (size_t)(i0 + LANES * u));
+          if (ROWS == 2) prefetch_l2(b.job[j].w2 + off + 16 * (size_t)(i0 + LANES * u));
         }
       }
     }
@@ -189,7 +199,7 @@ matvec_xreg_kernel(MvBatch b, int total, const float* x, int cols, size_t row_by
   float xr[CPL][8];
 #pragma unroll
   for (int u = 0; u < CPL; u++) {
-    const int i = i0 + 256 * u;
+    const int i = i0 + LANES * u;
     if (i < n_chunk) {
       const float4* xp = reinterpret_cast<const float4*>(x) + 2 * i;
       const float4 a = __ldg(xp), c = __ldg(xp + 1);
@@ -200,20 +210,21 @@ matvec_xreg_kernel(MvBatch b, int total, const float* x, int cols, size_t row_by
       for (int e = 0; e < 8; e++) xr[u][e] = 0.f;
     }
   }
-  if (b.norm_w) xr_norm<CPL>(b, xr, i0, n_chunk, cols);
+  if (b.norm_w) xr_norm<CPL, SPLIT>(b, xr, i0, n_chunk, cols);
   int buf = 0;
-  for (int gs = g0; gs < g1; gs += R, buf ^= 1) {
+  for (int gs = g0; gs < g1; gs += STEP, buf ^= 1) {
     Chunk<T> w[R][ROWS][CPL];
 #pragma unroll
     for (int r = 0; r < R; r++) {
-      if (gs + r < g1) {
-        const int j = xr_job(b, gs + r);
-        const size_t off = (size_t)(gs + r - b.job[j].block0) * row_bytes;
+      const int g = gs + r * SPLIT + sub;
+      if (g < g1) {
+        const int j = xr_job(b, g);
+        const size_t off = (size_t)(g - b.job[j].block0) * row_bytes;
 #pragma unroll
         for (int u = 0; u < CPL; u++) {
-          if (i0 + 256 * u < n_chunk) {
-            w[r][0][u].load(b.job[j].w + off, (i0 + 256 * u) * 8);
-            if (ROWS == 2) w[r][ROWS - 1][u].load(b.job[j].w2 + off, (i0 + 256 * u) * 8);
+          if (i0 + LANES * u < n_chunk) {
+            w[r][0][u].load(b.job[j].w + off, (i0 + LANES * u) * 8);
+            if (ROWS == 2) w[r][ROWS - 1][u].load(b.job[j].w2 + off, (i0 + LANES * u) * 8);
           }
         }
       }
@@ -223,10 +234,10 @@ matvec_xreg_kernel(MvBatch b, int total, const float* x, int cols, size_t row_by
 #pragma unroll
       for (int q = 0; q < ROWS; q++) {
         float acc = 0.f;
-        if (gs + r < g1) {
+        if (gs + r * SPLIT + sub < g1) {
 #pragma unroll
           for (int u = 0; u < CPL; u++) {
-            if (i0 + 256 * u < n_chunk) {
+            if (i0 + LANES * u < n_chunk) {
               float f[8];
               w[r][q][u].get(f);
 #pragma unroll
@@ -239,14 +250,16 @@ matvec_xreg_kernel(MvBatch b, int total, const float* x, int cols, size_t row_by
       }
     }
     __syncthreads();  // one barrier per step: the other buffer is read while this one fills
-    if (threadIdx.x < R && gs + (int)threadIdx.x < g1) {
-      const int r = threadIdx.x, g = gs + r, j = xr_job(b, g);
+    if (threadIdx.x < STEP && gs + (int)threadIdx.x < g1) {
+      // thread t writes row gs + t: step r = t / SPLIT of row group t % SPLIT
+      const int r = threadIdx.x / SPLIT, k0 = (threadIdx.x % SPLIT) * WPS;
+      const int g = gs + threadIdx.x, j = xr_job(b, g);
       float s[ROWS];
 #pragma unroll
       for (int q = 0; q < ROWS; q++) {
         s[q] = 0.f;
 #pragma unroll
-        for (int k = 0; k < MV_WARPS; k++) s[q] += red[buf][k][r][q];
+        for (int k = 0; k < WPS; k++) s[q] += red[buf][k0 + k][r][q];
       }
       const int o = g - b.job[j].block0;
       if (ROWS == 2) {
@@ -262,17 +275,17 @@ matvec_xreg_kernel(MvBatch b, int total, const float* x, int cols, size_t row_by
   if (b.sel_idx) xr_select(b, total, g0, g1);
 }
 
-template <int T, int CPL, int ROWS>
+template <int T, int CPL, int ROWS, int SPLIT = 1>
 static void xreg_launch(MvBatch b, int total, const float* x, int cols, int prefetch) {
   static int per_sm = 0;
   if (per_sm == 0) {
-    cudaOccupancyMaxActiveBlocksPerMultiprocessor(&per_sm, matvec_xreg_kernel<T, CPL, ROWS>,
-                                                  XR_THREADS, 0);
+    cudaOccupancyMaxActiveBlocksPerMultiprocessor(
+        &per_sm, matvec_xreg_kernel<T, CPL, ROWS, SPLIT>, XR_THREADS, 0);
     if (per_sm < 1) per_sm = 1;
   }
   constexpr int R = CPL * ROWS >= MV_LOADS ? 1 : MV_LOADS / (CPL * ROWS);
   const int resident = per_sm * (ts_sm_count() > 0 ? ts_sm_count() : 132);
-  const int steps = (total + R - 1) / R;
+  const int steps = (total + R * SPLIT - 1) / (R * SPLIT);
   int grid = steps < resident ? steps : resident;
   if (b.sel_idx) {  // per-block lists [total] then counts [grid], in one scratch area
     if (grid > XR_SEL_MAX_GRID) grid = XR_SEL_MAX_GRID;
@@ -280,7 +293,7 @@ static void xreg_launch(MvBatch b, int total, const float* x, int cols, int pref
     if (!b.sel_ids) return;
     b.sel_cnt = b.sel_ids + total;
   }
-  ts_launch(matvec_xreg_kernel<T, CPL, ROWS>, grid, XR_THREADS, b, total, x, cols,
+  ts_launch(matvec_xreg_kernel<T, CPL, ROWS, SPLIT>, grid, XR_THREADS, b, total, x, cols,
             ts_row_bytes(T, cols), prefetch);
 }
 
@@ -292,6 +305,10 @@ bool matvec_xreg(MvBatch b, const float* x, int cols, int prefetch) {
   for (int j = 0; j < b.n_job; j++) b.job[j].block0 = total, total += b.job[j].rows;
   if (total == 0) return true;
   const int cpl = ((cols >> 3) + 255) / 256;
+  if ((cols >> 3) <= XR_THREADS / 2) {  // short rows (the predictor's fc2): two at a time
+    xreg_launch<T, 1, ROWS, 2>(b, total, x, cols, prefetch);
+    return true;
+  }
   switch (cpl) {
     case 1: xreg_launch<T, 1, ROWS>(b, total, x, cols, prefetch); break;
     case 2: xreg_launch<T, 2, ROWS>(b, total, x, cols, prefetch); break;
@@ -317,7 +334,7 @@ template bool matvec_xreg<TS_Q4_0, 1>(MvBatch, const float*, int, int);
 template bool matvec_xreg<TS_Q4_0, 2>(MvBatch, const float*, int, int);
 
 // Fused matvec of one token (see the header): the batch of ts_matvec_batch_* (matvec.cu) plus
-// norm_w/norm_out/eps (rmsnorm prologue), res_out/res_a (residual add after one matrix) and
+// norm_w/norm_out/eps/norm_side (rmsnorm prologue), res_out/res_a (residual add after one matrix) and
 // sel_idx/sel_thr (select after one matrix); each null to leave it out. Returns 0 when
 // queued, -1 when these shapes or types have no fused kernel (nothing was launched).
 template <int T>
@@ -336,8 +353,8 @@ static int matvec_fused(MvBatch b, const float* x, int cols) {
   TS_EXPORT int ts_matvec_fused_##name(                                                        \
       float* o0, const uint8_t* w0, int r0, float* o1, const uint8_t* w1, int r1, float* o2,   \
       const uint8_t* w2, int r2, int n, int epi, const float* x, int cols, const float* norm_w, \
-      float* norm_out, float eps, float* res_out, const float* res_a, int* sel_idx,           \
-      float sel_thr) {                                                                         \
+      float* norm_out, float eps, int norm_side, float* res_out, const float* res_a,          \
+      int* sel_idx, float sel_thr) {                                                           \
     MvBatch b = {};                                                                            \
     b.n_job = n, b.epi = epi;                                                                  \
     b.job[0].out = o0, b.job[0].w = w0, b.job[0].rows = r0;                                    \
@@ -347,7 +364,7 @@ static int matvec_fused(MvBatch b, const float* x, int cols) {
       b.job[1].out = o1, b.job[1].w = w1, b.job[1].rows = r1;                                  \
       b.job[2].out = o2, b.job[2].w = w2, b.job[2].rows = r2;                                  \
     }                                                                                          \
-    b.norm_w = norm_w, b.norm_out = norm_out, b.eps = eps;                                     \
+    b.norm_w = norm_w, b.norm_out = norm_out, b.eps = eps, b.norm_side = norm_side;            \
     b.res_out = res_out, b.res_a = res_a;                                                      \
     b.sel_idx = sel_idx, b.sel_thr = sel_thr;                                                  \
     return matvec_fused<T>(b, x, cols);                                                        \

@@ -158,6 +158,50 @@ TS_EXPORT int ts_rope_f32(float* x, int n_tok, int n_head, float* x2, int n_head
   return ts_launch_status();
 }
 
+// One decode token of a captured step: rope of q (n_head heads) and k (n_kv heads) in place,
+// and the KV-cache rows at the device position: kc[pos] = rotated k, vc[pos] = v. One launch
+// instead of a rope and a store.
+__global__ void rope_store_kernel(float* q, int n_head, float* k, int n_kv, int head_dim,
+                                  const int* dpos, int dim, double base, float* kc, float* vc,
+                                  const float* v) {
+  pdl_start();
+  const int half = dim / 2, pos = *dpos, rest = head_dim - dim, kv = n_kv * head_dim;
+  const size_t n_rope = (size_t)(n_head + n_kv) * half, n_rest = (size_t)n_kv * rest;
+  const size_t o = (size_t)pos * kv;
+  for (size_t kk = blockIdx.x * (size_t)blockDim.x + threadIdx.x; kk < n_rope + n_rest + kv;
+       kk += (size_t)gridDim.x * blockDim.x) {
+    if (kk < n_rope) {
+      const bool is_k = kk >= (size_t)n_head * half;
+      const size_t j = is_k ? kk - (size_t)n_head * half : kk;
+      const int i = (int)(j % half), h = (int)(j / half);
+      const double theta = (double)pos * pow(base, (-2.0 * i) / dim);
+      double s, c;
+      sincos(theta, &s, &c);
+      float* p = (is_k ? k : q) + (size_t)h * head_dim + 2 * i;
+      const float x0 = p[0], x1 = p[1];
+      const float y0 = (float)(x0 * c - x1 * s), y1 = (float)(x0 * s + x1 * c);
+      p[0] = y0, p[1] = y1;
+      if (is_k) kc[o + h * head_dim + 2 * i] = y0, kc[o + h * head_dim + 2 * i + 1] = y1;
+    } else if (kk < n_rope + n_rest) {  // k's dims past the rotated ones
+      const int j = (int)(kk - n_rope), h = j / rest, d = dim + j % rest;
+      kc[o + h * head_dim + d] = k[h * head_dim + d];
+    } else {
+      const int j = (int)(kk - n_rope - n_rest);
+      vc[o + j] = v[j];
+    }
+  }
+}
+
+TS_EXPORT int ts_rope_store_f32(float* q, int n_head, float* k, int n_kv, int head_dim,
+                                const int* dpos, int dim, double base, float* kc, float* vc,
+                                const float* v) {
+  const size_t total = (size_t)(n_head + n_kv) * (dim / 2) + (size_t)n_kv * (head_dim - dim) +
+                       (size_t)n_kv * head_dim;
+  ts_launch(rope_store_kernel, grid_for(total, 256), 256, q, n_head, k, n_kv, head_dim, dpos, dim,
+            base, kc, vc, v);
+  return ts_launch_status();
+}
+
 __global__ void store_rows_kernel(float* d1, const float* s1, float* d2, const float* s2, int n,
                                   const int* dpos) {
   pdl_start();

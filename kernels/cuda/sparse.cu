@@ -107,7 +107,8 @@ __device__ __forceinline__ float dot8(const float* w, const float* x) {
 }
 
 // act[k] = glu(gate[i]·x or gate_out[i], up[i]·x), i = idx[1 + k], k < count; wpr warps per k.
-// VEC: cols % 8 == 0 and x 16-byte aligned.
+// The grid is sized for the GPU, not the list's capacity: blocks stride over the count read
+// on the device (few idle blocks when the list is short). VEC: cols % 8 == 0, x 16-byte aligned.
 template <int T, bool VEC>
 __global__ void __launch_bounds__(GS_WARPS * 32)
 glu_sparse_kernel(float* act, const uint8_t* gate, const float* gate_out, const uint8_t* up,
@@ -115,63 +116,68 @@ glu_sparse_kernel(float* act, const uint8_t* gate, const float* gate_out, const 
   pdl_start();
   __shared__ float red[GS_WARPS][2];
   const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31, ks = warp % wpr;
-  const int k = blockIdx.x * (GS_WARPS / wpr) + warp / wpr;
-  if (blockIdx.x * (GS_WARPS / wpr) >= idx[0]) return;  // the whole block is past the count
-  const bool live = k < idx[0];
-  float g = 0.f, u = 0.f;
-  if (live) {
-    const int i = idx[1 + k];
-    const uint8_t* ur = up + (size_t)i * row_bytes;
-    const uint8_t* gr = gate ? gate + (size_t)i * row_bytes : nullptr;
-    if (VEC) {
-      const int n_chunk = cols >> 3, stride = 32 * wpr;
-      for (int c0 = ks * 32 + lane; c0 < n_chunk; c0 += stride * GS_LOADS) {
-        Chunk<T> uv[GS_LOADS], gv[GS_LOADS];
+  const int per = GS_WARPS / wpr, count = idx[0];
+  for (int kb = blockIdx.x * per; kb < count; kb += gridDim.x * per) {
+    const int k = kb + warp / wpr;
+    const bool live = k < count;
+    float g = 0.f, u = 0.f;
+    if (live) {
+      const int i = idx[1 + k];
+      const uint8_t* ur = up + (size_t)i * row_bytes;
+      const uint8_t* gr = gate ? gate + (size_t)i * row_bytes : nullptr;
+      if (VEC) {
+        const int n_chunk = cols >> 3, stride = 32 * wpr;
+        for (int c0 = ks * 32 + lane; c0 < n_chunk; c0 += stride * GS_LOADS) {
+          Chunk<T> uv[GS_LOADS], gv[GS_LOADS];
 #pragma unroll
-        for (int q = 0; q < GS_LOADS; q++) {
-          if (c0 + q * stride < n_chunk) {
-            uv[q].load(ur, (c0 + q * stride) * 8);
-            if (gr) gv[q].load(gr, (c0 + q * stride) * 8);
+          for (int q = 0; q < GS_LOADS; q++) {
+            if (c0 + q * stride < n_chunk) {
+              uv[q].load(ur, (c0 + q * stride) * 8);
+              if (gr) gv[q].load(gr, (c0 + q * stride) * 8);
+            }
+          }
+#pragma unroll
+          for (int q = 0; q < GS_LOADS; q++) {
+            if (c0 + q * stride >= n_chunk) break;
+            const float* xp = x + (c0 + q * stride) * 8;
+            float f[8];
+            uv[q].get(f);
+            u += dot8(f, xp);
+            if (gr) {
+              gv[q].get(f);
+              g += dot8(f, xp);
+            }
           }
         }
-#pragma unroll
-        for (int q = 0; q < GS_LOADS; q++) {
-          if (c0 + q * stride >= n_chunk) break;
-          const float* xp = x + (c0 + q * stride) * 8;
-          float f[8];
-          uv[q].get(f);
-          u += dot8(f, xp);
-          if (gr) {
-            gv[q].get(f);
-            g += dot8(f, xp);
-          }
+      } else {
+        for (int c = ks * 32 + lane; c < cols; c += 32 * wpr) {
+          u += Elems<T>::one(ur, c) * x[c];
+          if (gr) g += Elems<T>::one(gr, c) * x[c];
         }
-      }
-    } else {
-      for (int c = ks * 32 + lane; c < cols; c += 32 * wpr) {
-        u += Elems<T>::one(ur, c) * x[c];
-        if (gr) g += Elems<T>::one(gr, c) * x[c];
       }
     }
+    u = warp_sum(u), g = warp_sum(g);
+    if (wpr > 1) {
+      if (lane == 0) red[warp][0] = g, red[warp][1] = u;
+      __syncthreads();
+      g = 0.f, u = 0.f;
+      for (int q = 0; q < wpr; q++) g += red[warp - ks + q][0], u += red[warp - ks + q][1];
+      __syncthreads();  // red is read before the next step rewrites it
+    }
+    if (live && lane == 0 && ks == 0) {
+      if (!gate) g = gate_out[idx[1 + k]];
+      act[k] = glu1(kind, g, u);
+    }
   }
-  u = warp_sum(u), g = warp_sum(g);
-  if (wpr > 1) {
-    if (lane == 0) red[warp][0] = g, red[warp][1] = u;
-    __syncthreads();
-    if (ks != 0) return;
-    g = 0.f, u = 0.f;
-    for (int q = 0; q < wpr; q++) g += red[warp + q][0], u += red[warp + q][1];
-  }
-  if (!live || lane != 0) return;
-  if (!gate) g = gate_out[idx[1 + k]];
-  act[k] = glu1(kind, g, u);
 }
 
 template <int T>
 static int glu_sparse(float* act, const uint8_t* gate, const float* gate_out, const uint8_t* up,
                       const float* x, const int* idx, int capacity, int cols, int kind) {
   const int wpr = cols >= 2048 ? 2 : 1, per = GS_WARPS / wpr;
-  const int blocks = (capacity + per - 1) / per;
+  int blocks = (capacity + per - 1) / per;
+  const int cap = 4 * (ts_sm_count() > 0 ? ts_sm_count() : 132);  // about 4 per multiprocessor
+  if (blocks > cap) blocks = cap;
   const size_t rb = ts_row_bytes(T, cols);
   if (blocks == 0) return 0;
   if (cols % 8 == 0 && ((uintptr_t)x & 15) == 0) {
@@ -242,17 +248,21 @@ down_sparse_kernel(float* part, const uint8_t* down_t, const float* act, const i
   }
 }
 
-__global__ void sum_splits_kernel(float* out, const float* part, int cols, int n_split) {
+// out = Σ_y part[y] in order; with res_out also res_out = res_a + out (the residual add).
+__global__ void sum_splits_kernel(float* out, const float* part, int cols, int n_split,
+                                  float* res_out, const float* res_a) {
   pdl_start();
   for (int j = blockIdx.x * blockDim.x + threadIdx.x; j < cols; j += gridDim.x * blockDim.x) {
     float s = 0.f;
     for (int y = 0; y < n_split; y++) s += part[(size_t)y * cols + j];
     out[j] = s;
+    if (res_out) res_out[j] = res_a[j] + s;
   }
 }
 
 template <int T>
-static int down_sparse(float* out, const uint8_t* down_t, const float* act, const int* idx, int cols) {
+static int down_sparse(float* out, const uint8_t* down_t, const float* act, const int* idx, int cols,
+                       float* res_out, const float* res_a) {
   const int gx = (cols + DS_COLS - 1) / DS_COLS;
   int n_split = (4 * ts_sm_count() + gx - 1) / gx;  // about 4 blocks per multiprocessor
   if (n_split > DS_MAX_SPLIT) n_split = DS_MAX_SPLIT;
@@ -265,7 +275,7 @@ static int down_sparse(float* out, const uint8_t* down_t, const float* act, cons
   const bool vec = cols % 8 == 0 && (T == TS_F16 || T == TS_BF16 || T == TS_F32 || cols % 32 == 0);
   if (vec) ts_launch(down_sparse_kernel<T, true>, grid, DS_WARPS * 32, part, down_t, act, idx, cols, rb);
   else ts_launch(down_sparse_kernel<T, false>, grid, DS_WARPS * 32, part, down_t, act, idx, cols, rb);
-  ts_launch(sum_splits_kernel, grid_of(cols, 256), 256, out, part, cols, n_split);
+  ts_launch(sum_splits_kernel, grid_of(cols, 256), 256, out, part, cols, n_split, res_out, res_a);
   return ts_launch_status();
 }
 
@@ -282,6 +292,7 @@ TS_EXPORT int ts_axpy_f32(float* out, const float* x, int n, float alpha) {
 }
 
 // gate null: the gated variant reading gate_out [n_ff] instead. idx capacity sizes the grid.
+// Down: res_out, when set, also gets res_a + out (the residual add after the FFN).
 #define TS_SPARSE(name, T)                                                                     \
   TS_EXPORT int ts_glu_sparse_##name(float* act, const uint8_t* gate, const float* gate_out,   \
                                      const uint8_t* up, const float* x, const int* idx,        \
@@ -289,8 +300,9 @@ TS_EXPORT int ts_axpy_f32(float* out, const float* x, int n, float alpha) {
     return glu_sparse<T>(act, gate, gate_out, up, x, idx, capacity, cols, kind);               \
   }                                                                                            \
   TS_EXPORT int ts_down_sparse_##name(float* out, const uint8_t* down_t, const float* act,     \
-                                      const int* idx, int cols) {                             \
-    return down_sparse<T>(out, down_t, act, idx, cols);                                        \
+                                      const int* idx, int cols, float* res_out,               \
+                                      const float* res_a) {                                   \
+    return down_sparse<T>(out, down_t, act, idx, cols, res_out, res_a);                        \
   }
 
 TS_SPARSE(f32, TS_F32)

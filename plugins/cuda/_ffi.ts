@@ -7,7 +7,7 @@
  */
 
 /** Must equal TS_CUDA_ABI_VERSION in kernels/cuda/ts_cuda.h. */
-export const ABI_VERSION = 4;
+export const ABI_VERSION = 5;
 
 const MATMUL = {
   parameters: ["pointer", "pointer", "pointer", "i32", "i32", "i32"],
@@ -33,8 +33,8 @@ const MATVEC_BATCH = {
   ],
   result: "i32",
 } as const;
-// The batch's arguments but nTok (one token), then norm weight, normed x out, eps (rmsnorm
-// prologue), residual out and a (add epilogue), index list and threshold (select); null = off.
+// The batch's arguments but nTok (one token), then norm weight, normed x out, eps, side (rmsnorm
+// prologue; side: the rows read x as given), residual out and a (add epilogue), index list and threshold (select); null = off.
 const MATVEC_FUSED = {
   parameters: [
     ...MATVEC_BATCH.parameters.slice(0, 13) as [
@@ -55,6 +55,7 @@ const MATVEC_FUSED = {
     "pointer",
     "pointer",
     "f32",
+    "i32",
     "pointer",
     "pointer",
     "pointer",
@@ -82,9 +83,9 @@ const GLU_SPARSE = {
   ],
   result: "i32",
 } as const;
-// out, downT, act, idx, cols
+// out, down_t, act, idx, cols, res_out (null: no residual add), res_a
 const DOWN_SPARSE = {
-  parameters: ["pointer", "pointer", "pointer", "pointer", "i32"],
+  parameters: ["pointer", "pointer", "pointer", "pointer", "i32", "pointer", "pointer"],
   result: "i32",
 } as const;
 const BINARY = { parameters: ["pointer", "pointer", "pointer", "i32"], result: "i32" } as const;
@@ -137,6 +138,23 @@ export const SYMBOLS = {
   // d1, s1, d2 (null: none), s2, n, device position
   ts_store_rows_f32: {
     parameters: ["pointer", "pointer", "pointer", "pointer", "i32", "pointer"],
+    result: "i32",
+  },
+  // q, nHead, k, nKV, headDim, device position, dim, base, k cache, v cache, v
+  ts_rope_store_f32: {
+    parameters: [
+      "pointer",
+      "i32",
+      "pointer",
+      "i32",
+      "i32",
+      "pointer",
+      "i32",
+      "f64",
+      "pointer",
+      "pointer",
+      "pointer",
+    ],
     result: "i32",
   },
   // out, x, w, nTok, n, eps

@@ -60,9 +60,25 @@ interface Norm {
   n: number;
   eps: number;
 }
-/** What the held matvec group fuses: a prologue norm, an add or a select epilogue. */
+/** A held sparse down projection (kernels/cuda/sparse.cu): out[offset ..] = Σ act · down_t rows. */
+interface Down {
+  fn: (...a: [P, P, P, P, number, P | null, P | null]) => number;
+  out: CudaBuf;
+  offset: number;
+  w: P;
+  act: P;
+  idx: P;
+  cols: number;
+}
+type P = Deno.PointerObject;
+
+/**
+ * What the held matvec group fuses: a prologue norm (`side`: the norm's output is stored but
+ * the rows read x unnormed, as a predictor does beside the FFN's norm), an add or a select
+ * epilogue.
+ */
 interface Fused {
-  norm: Norm | null;
+  norm: (Norm & { side?: boolean }) | null;
   res: { out: CudaBuf; a: CudaBuf } | null;
   sel: { idx: Deno.PointerObject; thr: number } | null;
 }
@@ -85,6 +101,7 @@ export class OpQueue {
   #rope: Rope[] = [];
   #stores: Store[] = [];
   #norm: Norm | null = null;
+  #down: Down | null = null;
   #fused: Fused = { norm: null, res: null, sel: null };
   /** Bench switch: false launches the plain ops (norm, add, select) beside the matvec. */
   fuse = true;
@@ -111,12 +128,21 @@ export class OpQueue {
     }
     // A held norm of this x becomes the prologue (x is then the norm's input).
     const norm = this.#norm;
-    const takes = norm !== null && norm.out === m.x && m.nTok === 1 && norm.n === m.w.cols &&
-      m.out !== norm.x && fusedOf(this.lib, m.w.type) !== null;
-    if (takes) this.#norm = null;
+    const fits = norm !== null && m.nTok === 1 && norm.n === m.w.cols &&
+      fusedOf(this.lib, m.w.type) !== null;
+    const takes = fits && norm.out === m.x && m.out !== norm.x;
+    // a matvec of the norm's input (the predictor's fc1 beside the FFN norm): side output
+    const side = fits && !takes && norm.x === m.x && m.out !== norm.out && m.out !== norm.x;
+    if (takes || side) this.#norm = null;
     this.flush();
     this.#mm.push(m);
-    if (takes) this.#fused.norm = norm;
+    if (takes || side) this.#fused.norm = { ...norm!, side };
+  }
+
+  /** Hold a sparse down projection: a residual add of its output may join its last kernel. */
+  down(d: Down): void {
+    this.flush();
+    this.#down = d;
   }
 
   /** True when `out = a + b`, b the one held matvec's output, became its epilogue. */
@@ -169,6 +195,15 @@ export class OpQueue {
 
   /** Hold `out = a + b` for a following rmsnorm of out, or fuse it into the held matvec. */
   add(a: Add): void {
+    const d = this.#down;
+    if (
+      d && this.fuse && a.b === d.out && d.offset === 0 && a.n === d.cols && a.out !== d.out &&
+      a.a !== d.out
+    ) {
+      this.#down = null;
+      this.check("downSparse", d.fn(d.out.ptr, d.w, d.act, d.idx, d.cols, a.out.ptr, a.a.ptr));
+      return;
+    }
     if (this.addAfter(a)) return;
     this.flush();
     this.#add = a;
@@ -200,16 +235,30 @@ export class OpQueue {
     this.#rope.push(r);
   }
 
-  /** Hold the store of one row at the step's position (pos read on the device); two share a launch. */
+  /**
+   * Hold the store of one row at the step's position (pos read on the device); two share a
+   * launch, and with the held ropes of q and k of one token (k the first row stored), the
+   * rope's launch too.
+   */
   store(s: Store): void {
-    const p = this.#stores[0];
-    if (!(p !== undefined && this.#stores.length === 1 && p.n === s.n)) this.flush();
+    const p = this.#stores[0], [, rk] = this.#rope;
+    const joins = p !== undefined && this.#stores.length === 1 && p.n === s.n;
+    const afterRope = p === undefined && rk !== undefined && rk.nTok === 1 && this.fuse &&
+      Deno.UnsafePointer.equals(rk.x.ptr, s.src) && s.n === rk.nHead * rk.headDim &&
+      this.dyn?.pos === rk.pos0 && !this.#mm.length && !this.#add && !this.#norm;
+    if (!joins && !afterRope) this.flush();
     this.#stores.push(s);
   }
 
   /** Launch whatever is held. */
   flush(): void {
     const s = this.lib.symbols;
+    if (this.#down) {
+      const d = this.#down;
+      this.#down = null;
+      const out = d.offset ? Deno.UnsafePointer.offset(d.out.ptr, d.offset * 4)! : d.out.ptr;
+      this.check("downSparse", d.fn(out, d.w, d.act, d.idx, d.cols, null, null));
+    }
     if (this.#norm) {
       const { out, x, w, n, eps } = this.#norm;
       this.#norm = null;
@@ -224,6 +273,27 @@ export class OpQueue {
       const { out, a, b, n } = this.#add;
       this.#add = null;
       this.check("add", s.ts_add_f32(out.ptr, a.ptr, b.ptr, n));
+    }
+    if (this.#rope.length === 2 && this.#stores.length === 2) {
+      // rope of q and k, then the rotated k row and the v row into the cache: one launch
+      const [rq, rk] = this.#rope, [sk, sv] = this.#stores;
+      this.#rope = [], this.#stores = [];
+      this.check(
+        "rope",
+        s.ts_rope_store_f32(
+          rq.x.ptr,
+          rq.nHead,
+          rk.x.ptr,
+          rk.nHead,
+          rq.headDim,
+          this.dyn!.ptr,
+          rq.dim,
+          rq.base,
+          sk.dst,
+          sv.dst,
+          sv.src,
+        ),
+      );
     }
     if (this.#rope.length) {
       const [r, r2] = this.#rope;
@@ -297,6 +367,7 @@ export class OpQueue {
       f.norm?.w ?? null,
       f.norm?.out.ptr ?? null,
       f.norm?.eps ?? 0,
+      f.norm?.side ? 1 : 0,
       f.res?.out.ptr ?? null,
       f.res?.a.ptr ?? null,
       f.sel?.idx ?? null,

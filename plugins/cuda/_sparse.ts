@@ -15,7 +15,7 @@ import { at, CudaIndex, type CudaWeight } from "./_buffers.ts";
 type P = Deno.PointerObject;
 type SparseFns = {
   glu: (...a: [P, P | null, P | null, P, P, P, number, number, number]) => number;
-  down: (...a: [P, P, P, P, number]) => number;
+  down: (...a: [P, P, P, P, number, P | null, P | null]) => number;
 };
 
 /** Codes of kernels/cuda/sparse.cu. */
@@ -171,9 +171,9 @@ export class SparseOps {
     args.count("downSparse", "outOffset", outOffset);
     args.fits("downSparse", "out", o, outOffset + w.cols);
     if (o === a) throw new Error("cuda downSparse: out must not alias act");
-    q.flush();
+    // held: a residual add of out that follows runs in its last kernel (_queue.ts)
     const fn = this.#fns[w.type].down;
-    this.#c.check("downSparse", fn(at(o.ptr, outOffset * 4), w.ptr, a.ptr, d.ptr, w.cols));
+    q.down({ fn, out: o, offset: outOffset, w: w.ptr, act: a.ptr, idx: d.ptr, cols: w.cols });
   }
 
   axpy(out: Buf, outOffset: number, x: Buf, xOffset: number, n: number, alpha: number): void {

@@ -114,7 +114,63 @@ function fusedChain(type: DType, rows: number, cols: number): ConformanceCase {
   };
 }
 
+// One token: rmsnorm of x, then a matvec of x itself (not the normed x), as the predictor's
+// fc1 runs beside the FFN norm: the CUDA queue stores the norm from the matvec's prologue.
+function sideNorm(type: DType, rows: number, cols: number): ConformanceCase {
+  const name = `rmsnorm of x beside matmul ${dtypeName(type)} [${rows}, ${cols}] of x, one token`;
+  const seed = seedOf(name);
+  return {
+    name,
+    tolerance: TOLERANCE.matmul[dtypeName(type)],
+    minScale: Math.sqrt(cols),
+    op(b) {
+      const w = weightOf(b, type, [rows, cols], normals(rows * cols, seed));
+      const nw = weightOf(b, DType.F32, [cols], normals(cols, seed + 1));
+      const x = upload(b, normals(cols, seed + 2, 3));
+      const xn = output(b, cols), out = output(b, rows);
+      b.rmsnorm(xn, x, nw, 1, 1e-5);
+      b.matmul(out, w, x, 1);
+      b.unary!(out, out, rows, "relu");
+      const r = new Float32Array(rows + cols);
+      r.set(b.read(out, 0, rows));
+      r.set(result(b, xn, cols, name), rows);
+      return r;
+    },
+  };
+}
+
+// Sparse down then the residual add of its output, which the CUDA queue runs in the down's
+// last kernel; returns the residual and the down output.
+function downThenAdd(type: DType, nFF: number, cols: number, nActive: number): ConformanceCase {
+  const name = `downSparse ${dtypeName(type)} [${nFF}, ${cols}] ${nActive} rows → add`;
+  const seed = seedOf(name);
+  return {
+    name,
+    tolerance: TOLERANCE.matmul[dtypeName(type)],
+    minScale: Math.sqrt(nActive),
+    op(b) {
+      const w = weightOf(b, type, [nFF, cols], normals(nFF * cols, seed));
+      const ids = Int32Array.from({ length: nActive }, (_, k) => Math.floor((k * nFF) / nActive));
+      const idx = b.allocIndex!(nFF);
+      b.writeIndex!(idx, ids);
+      const act = upload(b, normals(nActive, seed + 1).map((v, k) => (k % 3 === 0 ? 0 : v)));
+      const res = upload(b, normals(cols, seed + 2));
+      const o = output(b, cols);
+      b.downSparse!(o, 0, w, act, idx);
+      b.add(res, res, o, cols);
+      const r = new Float32Array(2 * cols);
+      r.set(b.read(res, 0, cols));
+      r.set(result(b, o, cols, name), cols);
+      return r;
+    },
+  };
+}
+
 const EXTRA = [
+  sideNorm(DType.F16, 1024, 4096),
+  sideNorm(DType.BF16, 64, 256),
+  downThenAdd(DType.F16, 2048, 4096, 300),
+  downThenAdd(DType.Q8_0, 512, 256, 100),
   fusedChain(DType.F16, 4096, 4096),
   fusedChain(DType.BF16, 300, 1024),
   fusedChain(DType.F16, 100, 50), // cols not a multiple of 8: the plain ops
@@ -124,10 +180,14 @@ const EXTRA = [
     gemmCase(t, 300, 4096, 70),
   ]),
   gemmCase(DType.F16, 7, 50, 20), // cols not a multiple of 32: the matvec loop
+  gemmCase(DType.F16, 3000, 1024, 1), // one token, short rows: two rows per block step
+  gemmCase(DType.BF16, 77, 512, 1),
   gemmCase(DType.Q8_0, 64, 1024, 20),
   longAttention(1, 1000, 8, 2),
   longAttention(64, 448, 8, 2),
   longAttention(3, 2000, 32, 8),
+  longAttention(1, 4000, 32, 8),
+  longAttention(1, 100, 8, 8),
 ];
 
 Deno.test({

@@ -1,16 +1,15 @@
 #!/usr/bin/env bash
 # Runs on the GPU machine (the device tool), from the repo root: unpacks the carried deno and
-# node_modules (no network there; deno.xz travels split in two, the first part parked in
-# build/carry/ by an earlier call because one call may carry only 64 MiB), builds build/libts_cuda.so with nvcc, then
+# node_modules (tools/device/_env.sh: no network there; deno.xz travels split in two, the first
+# part parked in build/carry/ by an earlier call because one call may carry only 64 MiB), builds
+# build/libts_cuda.so with nvcc, then
 # runs the CUDA conformance tests, the golden forward-pass test, bench/cuda_decode.ts (dense,
 # then sparse at 10% and 5% active) and the sparse/MoE forward tests.
 # Logs go to $OUT (or ./out). Usage: bash tools/device/cuda_run.sh [bench args...]
 set -o pipefail
 OUT=${OUT:-out}
-mkdir -p "$OUT" /tmp/denobin
-cat build/carry/deno.xz.aa .device_carry/deno.xz.ab | xz -dc > /tmp/denobin/deno || exit 1 && chmod +x /tmp/denobin/deno
-[ -d node_modules/zod ] || tar xJf .device_carry/nm.tar.xz
-export PATH=/tmp/denobin:$PATH:/usr/local/cuda/bin DENO_DIR=/tmp/deno_dir DENO_NO_UPDATE_CHECK=1 NO_COLOR=1
+mkdir -p "$OUT"
+source tools/device/_env.sh
 { nvidia-smi -L; nvcc --version | tail -1; deno --version | head -1; date -u; } 2>&1 | tee "$OUT/machine.log"
 s=$(date +%s)
 deno run -A --no-check plugins/cuda/_build.ts 2>&1 | tee "$OUT/build.log"

@@ -5,11 +5,8 @@
 # transformers and against the model card, on the default backend. Logs go to $OUT.
 set -o pipefail
 OUT=${OUT:-out}
-mkdir -p "$OUT" /tmp/denobin
-cat build/carry/deno.xz.aa .device_carry/deno.xz.ab | xz -dc > /tmp/denobin/deno || exit 1
-chmod +x /tmp/denobin/deno
-[ -d node_modules/zod ] || tar xJf .device_carry/nm.tar.xz
-export PATH=/tmp/denobin:$PATH:/usr/local/cuda/bin DENO_DIR=/tmp/deno_dir DENO_NO_UPDATE_CHECK=1 NO_COLOR=1
+mkdir -p "$OUT"
+source tools/device/_env.sh
 deno run -A --no-check plugins/cuda/_build.ts 2>&1 | tail -2
 deno run -A --no-check main.ts demo 2>&1 | tee "$OUT/demo.log"
 deno run -A --no-check main.ts demo --model models/tiny-turbosparse-moe.gguf --prompt "Call me Ishmael." 2>&1 | tee "$OUT/demo_moe.log"

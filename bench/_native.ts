@@ -1,6 +1,7 @@
 /**
  * Helpers of the native CPU benchmarks: memory read bandwidth through the library's
- * `ts_read_bandwidth`, synthetic weights with valid scales, medians.
+ * `ts_read_bandwidth`, compute peaks through `ts_peak_*`, synthetic weights with valid
+ * scales, medians.
  *
  * @module
  */
@@ -31,6 +32,35 @@ export function readBandwidth(
   const r: number[] = [];
   for (let i = 0; i < runs; i++) r.push(lib.symbols.ts_read_bandwidth(buf, BigInt(bytes)));
   return { median: median(r), best: Math.max(...r) };
+}
+
+/** Compute peaks of all pool threads in GOP/s (a multiply-add is 2 ops), medians of runs. */
+export interface ComputePeak {
+  /** 8-lane f32 FMA: the F32/F16/BF16 matmuls' arithmetic. */
+  fma: number;
+  /** int8 products widened to 32-bit sums (vpmaddubsw + vpmaddwd): the Q8_0 path. */
+  int8: number;
+  /** int8 products kept in 16-bit sums (vpmaddubsw + vpaddw): the Q4_0 path. */
+  int8Sum16: number;
+}
+
+/**
+ * Measure the compute roofline with `ts_peak_fma_f32` / `ts_peak_int8` (register-only loops
+ * on every pool thread): medians of `runs`, each about `ms` milliseconds long.
+ */
+export function computePeak(lib: NativeLib, runs = 5, ms = 100): ComputePeak {
+  const measure = (f: (iters: bigint) => number): number => {
+    const probe = 1e5;
+    const t0 = performance.now();
+    f(BigInt(probe)); // warm-up, and the loop count for ~ms per run
+    const iters = BigInt(Math.max(probe, Math.round(probe * ms / (performance.now() - t0))));
+    return median(Array.from({ length: runs }, () => f(iters)));
+  };
+  return {
+    fma: measure((n) => lib.symbols.ts_peak_fma_f32(n)),
+    int8: measure((n) => lib.symbols.ts_peak_int8(0, n)),
+    int8Sum16: measure((n) => lib.symbols.ts_peak_int8(1, n)),
+  };
 }
 
 /** `[rows, cols]` weight bytes of `type` with pseudo-random values and finite, normal scales. */

@@ -16,7 +16,7 @@
 #include <string.h>
 
 /* Bump whenever an exported signature or a struct the plugins read changes. */
-#define TS_ABI_VERSION 2
+#define TS_ABI_VERSION 3
 
 #define TS_QK 32 /* values per Q8_0 / Q4_0 block */
 #define TS_Q8_BYTES 34 /* f16 d + 32 int8 */

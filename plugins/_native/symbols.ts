@@ -100,10 +100,15 @@ export const SYMBOLS = {
   ts_down_sparse_batch_bf16: DOWN_SPARSE_BATCH,
   ts_down_sparse_batch_q8_0: DOWN_SPARSE_BATCH,
   ts_down_sparse_batch_q4_0: DOWN_SPARSE_BATCH,
+
+  // Compute rooflines (kernels/c/peak.c), GOP/s of all pool threads: (iters) f32 FMA;
+  // (sum16, iters) int8 vpmaddubsw-style products with 32-bit (0) or 16-bit (1) sums.
+  ts_peak_fma_f32: { parameters: ["i64"], result: "f64" },
+  ts_peak_int8: { parameters: ["i32", "i64"], result: "f64" },
 } as const;
 
 /** The ABI version these symbols describe; must equal TS_ABI_VERSION in kernels/c/ts.h. */
-export const ABI_VERSION = 2;
+export const ABI_VERSION = 3;
 
 /** An opened libts_* library. */
 export type NativeLib = Deno.DynamicLibrary<typeof SYMBOLS>;

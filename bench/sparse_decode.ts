@@ -1,15 +1,24 @@
 /**
  * Sparse vs dense decode at the Mistral-7B shape (4096, 14336, 32 heads, 8 KV, vocab 32000),
  * bamboo (dReLU), rank-1024 random predictors (`tools/synth.ts`, layout "powerinfer") at
- * several active fractions, against the dense path (`matmul` on the same shape written as a
- * dense GGUF) in ONE run, interleaved token by token, medians of `--runs` tokens; with the read bandwidth measured
- * beside them. Variants: F16 predictors, or Q8_0 ones (a second file written with
- * `predictorType: Q8_0`, same seed, so the same weights), and row-column bundling
- * (`prepareSparseFFN`) on or off.
+ * several active fractions, against the dense path in ONE run, interleaved token by token,
+ * medians of `--runs` tokens; with the read bandwidth measured beside them.
+ *
+ * Two modes:
+ * - default: the dense path is `matmul` on the same shape written as a dense GGUF; sparse
+ *   variants per active fraction and predictor type (`--pred`, a file per type, same seed, so
+ *   the same weights), row-column bundling (`prepareSparseFFN`) at `--bundle-at`, and the
+ *   dense predictor on the PWRI file of the first fraction.
+ * - `--same-file`: ONE PWRI file per dtype (predictors of the first `--pred` type); the dense
+ *   path is the dense predictor on that file (gate and up as dense matvecs, down over the rows
+ *   with a ≠ 0). Each active fraction rewrites the file's fc2 tensors in place
+ *   (`rewriteTensors`) and is one run: dense predictor and sparse, interleaved. For 32 layers
+ *   (a 15 GB F16 file), where a second dense file would not fit the page cache beside it.
  *
  * `--layers` (default 4 of 32) keeps the files small; the per-layer shapes are 7B's. A token
- * costs `head + L · layer`, so the 32-layer figure is extrapolated from the measured
- * output-projection time `head` (timed in the same run): `1 / (head + 32/L · (t - head))`.
+ * costs `head + L · layer`, so below 32 layers the 32-layer figure is extrapolated from the
+ * measured output-projection time `head` (timed in the same run):
+ * `1 / (head + 32/L · (t - head))`.
  * Bytes per token: attention and output weights, one embedding row, plus the FFN and
  * predictor bytes the sparsity statistics count (rows actually read).
  *
@@ -17,23 +26,26 @@
  * ```sh
  * deno run --allow-ffi --allow-read --allow-write=build --allow-run=cc --allow-env \
  *   bench/sparse_decode.ts --dtype f16,q4_0 --active 0.2,0.1,0.05 --layers 4 --threads 2
+ * deno run --allow-ffi --allow-read --allow-write=build --allow-run=cc --allow-env \
+ *   bench/sparse_decode.ts --dtype f16 --pred q8_0 --layers 32 --same-file --runs 20
  * ```
  *
  * @module
  */
 
-import { DType, parseDType, rowBytes } from "../core/dtype.ts";
+import { DType, dtypeName, parseDType, rowBytes } from "../core/dtype.ts";
 import { parseGGUF } from "../core/gguf.ts";
 import type { GGUFFile } from "../core/gguf.ts";
 import { Model } from "../core/model.ts";
+import type { PredictorKind } from "../core/predictor.ts";
 import { SparsityRecorder } from "../core/stats.ts";
 import { tensorBytes } from "../core/tensor.ts";
 import type { NativeBackend } from "../plugins/_native/backend.ts";
 import { X86 } from "../plugins/_native/libs.ts";
 import { library } from "../plugins/_native/loader.ts";
-import { openFile } from "../plugins/mmap/mod.ts";
+import { type OpenedFile, openFile } from "../plugins/mmap/mod.ts";
 import { chooseBackend } from "../plugins/registry.ts";
-import { synthModel, type SynthOptions } from "../tools/synth.ts";
+import { rewriteTensors, synthModel, type SynthOptions } from "../tools/synth.ts";
 import { median, readBandwidth } from "./_native.ts";
 
 const arg = (name: string, dflt: string) => {
@@ -45,6 +57,8 @@ const threads = Number(arg("--threads", String(navigator.hardwareConcurrency)));
 const runs = Number(arg("--runs", "40")); // decoded tokens per config
 const actives = arg("--active", "0.2,0.1,0.05").split(",").map(Number);
 const bundleAt = Number(arg("--bundle-at", "0.1")); // the active fraction bundling is tried at
+const preds = arg("--pred", "f16,q8_0").split(",").map(parseDType); // predictor storage types
+const sameFile = Deno.args.includes("--same-file");
 const FULL = 32;
 
 const SHAPE: SynthOptions = {
@@ -59,8 +73,8 @@ const SHAPE: SynthOptions = {
   seed: 1,
 };
 
-/** The file at `path`, written by the synthesiser first when missing. */
-async function ensure(path: string, o: SynthOptions): Promise<GGUFFile> {
+/** The file at `path` mapped, written by the synthesiser first when missing. */
+async function ensure(path: string, o: SynthOptions): Promise<[GGUFFile, OpenedFile]> {
   try {
     Deno.statSync(path);
   } catch {
@@ -68,7 +82,8 @@ async function ensure(path: string, o: SynthOptions): Promise<GGUFFile> {
     console.error(`writing ${path}…`);
     await synthModel(path, o);
   }
-  return parseGGUF((await openFile(path)).bytes, path);
+  const f = await openFile(path);
+  return [parseGGUF(f.bytes, path), f];
 }
 
 /** Weight bytes a decode step reads outside the FFNs and predictors. */
@@ -88,6 +103,8 @@ interface Config {
   model: Model;
   /** Weight bytes read per decoded token. */
   bytes: number;
+  /** Predicted-active fraction (1 for dense). */
+  active: number;
   tps: number[];
 }
 
@@ -112,18 +129,32 @@ function step(m: Model, s: Seq): number {
   return 1 / dt;
 }
 
-/** Predicted-active fraction of each sparse model, from the statistics pass. */
-const active = new Map<Model, number>();
+/** A config on a PWRI file: bytes and active fraction from its sparsity statistics. */
+function sparseConfig(
+  label: string,
+  file: GGUFFile,
+  be: NativeBackend,
+  predictor: PredictorKind,
+): Config {
+  const model = new Model(file, be, label, { contextLength: runs + 8, predictor });
+  const rec = new SparsityRecorder(model.backend, model.config);
+  const st = model.newState();
+  for (const t of [1, 2, 3, 4, 5, 6, 7, 8]) model.eval(st, [t], false, rec);
+  const sum = rec.summary(model.predictor.name); // eval counts the tokens
+  const bytes = fixedBytes(file) + sum.bytesPerToken;
+  return { label, model, bytes, active: sum.predictedActive, tps: [] };
+}
 
-/** Bytes per token of a sparse model, from its sparsity statistics over a few tokens. */
-function sparseBytes(m: Model, fixed: number): number {
-  const rec = new SparsityRecorder(m.backend, m.config);
-  const st = m.newState();
-  const toks = [1, 2, 3, 4, 5, 6, 7, 8];
-  for (const t of toks) m.eval(st, [t], false, rec);
-  const sum = rec.summary(m.predictor.name); // eval counts the tokens
-  active.set(m, sum.predictedActive);
-  return fixed + sum.bytesPerToken;
+/** The dense-file config: `matmul` on every FFN weight. */
+function denseConfig(file: GGUFFile, be: NativeBackend): Config {
+  const model = new Model(file, be, "dense", { contextLength: runs + 8, predictor: "dense" });
+  return {
+    label: "dense (matmul)",
+    model,
+    bytes: fixedBytes(file) + ffnBytes(file),
+    active: 1,
+    tps: [],
+  };
 }
 
 const lib = await library(X86);
@@ -133,50 +164,82 @@ const open = async (bundle: boolean) => {
   return be;
 };
 const plain = await open(false), bundled = await open(true);
-const date = new Date().toISOString().slice(0, 10);
+const now = new Date().toISOString();
 console.log(
-  `sparse_decode ${date}: 7B shape, ${layers} of ${FULL} layers, cpu_x86 ${threads}t, ` +
-    `${runs} tokens per config, interleaved one token at a time (medians)`,
+  `sparse_decode ${
+    now.slice(0, 16)
+  }Z: 7B shape, ${layers} of ${FULL} layers, cpu_x86 ${threads}t, ` +
+    `${runs} tokens per config, interleaved one token at a time (medians)` +
+    (sameFile ? "; dense = the dense predictor on the same PWRI file" : ""),
 );
+
+/** File-name tag of a predictor type ("" for F16, as the files written before `--pred`). */
+const predTag = (t: DType) => t === DType.F16 ? "" : t === DType.Q8_0 ? "-q8pred" : "-q4pred";
 
 for (const dname of arg("--dtype", "f16,q4_0").split(",")) {
   const dtype = parseDType(dname);
   const tag = `${layers}L-${dname}`;
-  const dense = await ensure(`build/bench/7b-${tag}-dense.gguf`, { ...SHAPE, dtype });
-  const configs: Config[] = [];
-  const ctx = { contextLength: runs + 8 };
-  const dm = new Model(dense, plain, "dense", { ...ctx, predictor: "dense" });
-  configs.push({
-    label: "dense (matmul)",
-    model: dm,
-    bytes: fixedBytes(dense) + ffnBytes(dense),
-    tps: [],
+  const sparseShape = (a: number, p: DType): SynthOptions => ({
+    ...SHAPE,
+    dtype,
+    layout: "powerinfer",
+    rank: 1024,
+    activeFraction: a,
+    predictorType: p,
   });
+  if (sameFile) {
+    const p = preds[0];
+    const path = `build/bench/7b-${tag}-pwri${predTag(p)}.gguf`;
+    for (const a of actives) {
+      try {
+        Deno.statSync(path);
+        const secs = performance.now();
+        const n = await rewriteTensors(path, sparseShape(a, p), /\.fc2\.weight$/);
+        const s = (performance.now() - secs) / 1000;
+        console.error(
+          `rewrote fc2 of ${path} for ${a}: ${(n / 1e6).toFixed(0)} MB in ${s.toFixed(1)} s`,
+        );
+      } catch (e) {
+        if (!(e instanceof Deno.errors.NotFound)) throw e;
+      }
+      const [file, mapped] = await ensure(path, sparseShape(a, p));
+      const pn = dtypeName(p);
+      const configs = [
+        sparseConfig(`dense predictor (same file)`, file, plain, "dense"),
+        sparseConfig(`sparse ${a * 100}% ${pn} pred`, file, plain, "lowrank"),
+      ];
+      measure(`${dname.toUpperCase()} ${a * 100}% active (${pn} predictors)`, configs);
+      mapped.close();
+    }
+    continue;
+  }
+  const [dense] = await ensure(`build/bench/7b-${tag}-dense.gguf`, { ...SHAPE, dtype });
+  const configs: Config[] = [denseConfig(dense, plain)];
   for (const a of actives) {
-    const sparseShape: SynthOptions = {
-      ...SHAPE,
-      dtype,
-      layout: "powerinfer",
-      rank: 1024,
-      activeFraction: a,
-    };
-    const sp = await ensure(`build/bench/7b-${tag}-sparse-a${a}.gguf`, sparseShape);
-    const sp8 = await ensure(`build/bench/7b-${tag}-sparse-a${a}-q8pred.gguf`, {
-      ...sparseShape,
-      predictorType: DType.Q8_0,
-    });
-    const variants: [string, GGUFFile, NativeBackend][] = [
-      [`sparse ${a * 100}% F16 pred`, sp, plain],
-      [`sparse ${a * 100}% Q8_0 pred`, sp8, plain],
-    ];
-    if (a === bundleAt) variants.push([`sparse ${a * 100}% Q8_0 pred bundled`, sp8, bundled]);
-    for (const [label, file, be] of variants) {
-      const m = new Model(file, be, label, { ...ctx, predictor: "lowrank" });
-      configs.push({ label, model: m, bytes: sparseBytes(m, fixedBytes(file)), tps: [] });
+    for (const p of preds) {
+      const [sp] = await ensure(
+        `build/bench/7b-${tag}-sparse-a${a}${predTag(p)}.gguf`,
+        sparseShape(a, p),
+      );
+      const pn = dtypeName(p);
+      if (a === actives[0] && p === preds[0]) {
+        configs.push(sparseConfig(`dense predictor (PWRI file, ${pn} pred)`, sp, plain, "dense"));
+      }
+      configs.push(sparseConfig(`sparse ${a * 100}% ${pn} pred`, sp, plain, "lowrank"));
+      if (a === bundleAt && p === preds[preds.length - 1]) {
+        configs.push(sparseConfig(`sparse ${a * 100}% ${pn} pred bundled`, sp, bundled, "lowrank"));
+      }
     }
   }
+  measure(dname.toUpperCase(), configs);
+}
+plain.close();
+bundled.close();
+
+/** Interleave the configs token by token and print a table; configs[0] is the baseline. */
+function measure(title: string, configs: Config[]): void {
   // Time of the output projection alone (the part of a token that does not scale with layers).
-  const head = headSeconds(dm);
+  const head = headSeconds(configs[0].model);
   // One token per config in turn, so load changes on the shared machine hit all alike.
   const seqs = configs.map((c) => start(c.model)); // also faults the weights in
   const bw: number[] = [];
@@ -186,31 +249,31 @@ for (const dname of arg("--dtype", "f16,q4_0").split(",")) {
   }
   const b = median(bw), base = median(configs[0].tps);
   const base32 = extrapolate(base, head);
+  const ext = layers < FULL;
   console.log(
-    `\n${dname.toUpperCase()}: read bandwidth ${b.toFixed(1)} GB/s (median; min ${
+    `\n${title}: read bandwidth ${b.toFixed(1)} GB/s (median; min ${
       Math.min(...bw).toFixed(1)
     }, max ${Math.max(...bw).toFixed(1)}); output projection ${(head * 1e3).toFixed(1)} ms`,
   );
   console.log(
-    "| config | predicted active | tok/s | vs dense | GB/token | GB/s | of bandwidth | 32-layer tok/s (extrapolated) | vs dense |",
+    "| config | predicted active | tok/s | vs dense | GB/token | GB/s | of bandwidth |" +
+      (ext ? " 32-layer tok/s (extrapolated) | vs dense |" : ""),
   );
-  console.log("|---|---|---|---|---|---|---|---|---|");
+  console.log("|---|---|---|---|---|---|---|" + (ext ? "---|---|" : ""));
   for (const c of configs) {
     const t = median(c.tps), gbs = t * c.bytes / 1e9, t32 = extrapolate(t, head);
-    console.log(
-      `| ${c.label} | ${pct(active.get(c.model))} | ${t.toFixed(2)} | ${(t / base).toFixed(2)}x | ${
-        (c.bytes / 1e9).toFixed(3)
-      } | ${gbs.toFixed(1)} | ${(100 * gbs / b).toFixed(0)}% | ${t32.toFixed(2)} | ${
-        (t32 / base32).toFixed(2)
-      }x |`,
-    );
+    const cells = [
+      c.label,
+      `${(100 * c.active).toFixed(1)}%`,
+      t.toFixed(2),
+      `${(t / base).toFixed(2)}x`,
+      (c.bytes / 1e9).toFixed(3),
+      gbs.toFixed(1),
+      `${(100 * gbs / b).toFixed(0)}%`,
+    ];
+    if (ext) cells.push(t32.toFixed(2), `${(t32 / base32).toFixed(2)}x`);
+    console.log(`| ${cells.join(" | ")} |`);
   }
-}
-plain.close();
-bundled.close();
-
-function pct(f: number | undefined): string {
-  return f === undefined ? "100%" : `${(100 * f).toFixed(1)}%`;
 }
 
 /** Tokens/s of the full 32-layer model from the measured `layers`-layer rate. */

@@ -33,7 +33,7 @@ export interface SparseSynthOptions {
   readonly catsThresholds?: readonly number[];
   /** Store experts as per-expert tensors (`ffn_gate.E.weight`), the older Mixtral layout. */
   readonly splitExperts?: boolean;
-  /** Storage of the predictors fc1/fc2: F16 (default; F32 for F32 models) or Q8_0. */
+  /** Storage of the predictors fc1/fc2: F16 (default; F32 for F32 models), Q8_0 or Q4_0. */
   readonly predictorType?: DType;
 }
 
@@ -64,11 +64,12 @@ export function checkSparse(r: Shape): void {
     throw new Error(`synth: rank has ${r.rank.length} entries, expected nLayer ${r.nLayer}`);
   }
   const pt = r.predictorType;
-  if (pt !== undefined && pt !== DType.F16 && pt !== DType.Q8_0 && pt !== DType.F32) {
-    throw new Error(`synth: predictorType must be F16, Q8_0 or F32, got type ${pt}`);
+  const types: DType[] = [DType.F16, DType.Q8_0, DType.Q4_0, DType.F32];
+  if (pt !== undefined && !types.includes(pt)) {
+    throw new Error(`synth: predictorType must be F16, Q8_0, Q4_0 or F32, got type ${pt}`);
   }
-  if (pt === DType.Q8_0 && ranks.some((k) => k % 32 !== 0)) {
-    throw new Error(`synth: Q8_0 predictors need a rank that is a multiple of 32`);
+  if ((pt === DType.Q8_0 || pt === DType.Q4_0) && ranks.some((k) => k % 32 !== 0)) {
+    throw new Error(`synth: Q8_0 and Q4_0 predictors need a rank that is a multiple of 32`);
   }
   const p = r.activeFraction ?? 0.25;
   if (!(p > 0 && p < 1)) throw new Error(`synth: activeFraction must be in (0, 1), got ${p}`);
@@ -120,7 +121,7 @@ export function planFFN(r: Shape, l: number, add: Add): void {
   }
   if (!sparse) return;
   const rank = rankList(r)[l];
-  // predictors stay float as PowerInfer's unless asked for Q8_0 (half the bytes per token)
+  // predictors stay float as PowerInfer's unless asked for Q8_0 or Q4_0 (fewer bytes per token)
   const type = r.predictorType ?? (dtype === DType.F32 ? DType.F32 : DType.F16);
   const s = 1 / Math.sqrt(rank);
   const beta = normalQuantile(r.activeFraction ?? 0.25) * Math.sqrt(Math.PI / rank);

@@ -28,6 +28,7 @@ import { DType, dtypeName, parseDType, rowBytes } from "../core/dtype.ts";
 import { GGUFType } from "../core/gguf.ts";
 import {
   encodeGGUF,
+  encodeHeader,
   meta,
   type MetaEntry,
   type TensorSpec,
@@ -275,6 +276,52 @@ export async function synthModel(path: string, o: SynthOptions = {}): Promise<vo
     { magic: r.magic, alignment: r.alignment },
     o.onProgress,
   );
+}
+
+/**
+ * Regenerate in place the tensors of `path` (written by `synthModel`) whose names match
+ * `names`, from `o`: a 15 GB file takes another `activeFraction` by rewriting only its fc2
+ * predictors. The file's header must equal the one `o` gives (same shapes, types and metadata).
+ * @param path a file `synthModel` wrote
+ * @param o the options, with only what changes the matched tensors' values changed
+ * @param names which tensors to rewrite
+ * @returns bytes rewritten
+ */
+export async function rewriteTensors(
+  path: string,
+  o: SynthOptions,
+  names: RegExp,
+): Promise<number> {
+  const r = resolve(o);
+  const planned = plan(r);
+  const layout = encodeHeader(metadata(r), planned.map((p) => p.spec), {
+    magic: r.magic,
+    alignment: r.alignment,
+  });
+  const file = await Deno.open(path, { read: true, write: true });
+  try {
+    const head = new Uint8Array(layout.header.length);
+    let got = 0;
+    while (got < head.length) {
+      const n = await file.read(head.subarray(got));
+      if (n === null) break;
+      got += n;
+    }
+    if (got !== head.length || !head.every((b, i) => b === layout.header[i])) {
+      throw new Error(`synth: ${path} was not written with these options (its header differs)`);
+    }
+    let bytes = 0;
+    for (let i = 0; i < planned.length; i++) {
+      if (!names.test(planned[i].spec.name)) continue;
+      const data = produce(r, planned[i], i);
+      await file.seek(layout.header.length + layout.offsets[i], Deno.SeekMode.Start);
+      for (let done = 0; done < data.length;) done += await file.write(data.subarray(done));
+      bytes += data.length;
+    }
+    return bytes;
+  } finally {
+    file.close();
+  }
 }
 
 /** The CLI: parse flags, write the file, print progress and speed to stderr. */

@@ -61,3 +61,8 @@ ts_down_fn ts_down_select(int type) {
   default: return neon ? ts_down_sparse_q4_0_neon : ts_down_sparse_q4_0_scalar;
   }
 }
+
+ts_rows2_fn ts_rows2_select(const ts_mm_kernel *k) {
+  (void)k;
+  return NULL;
+}

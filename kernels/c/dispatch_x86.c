@@ -53,3 +53,10 @@ ts_down_fn ts_down_select(int type) {
   default: return avx2 ? ts_down_sparse_q4_0_avx2 : ts_down_sparse_q4_0_scalar;
   }
 }
+
+/* Two-row Q4_0 gather (sparse_avx2.c) for the AVX2 Q4_0 matmul kernel's prepared x. */
+void ts_glu_rows2_q4_0_avx2(float *, const uint8_t *, size_t, const uint8_t *, int);
+
+ts_rows2_fn ts_rows2_select(const ts_mm_kernel *k) {
+  return k == &ts_mm_avx2_q4_0 ? ts_glu_rows2_q4_0_avx2 : NULL;
+}

@@ -8,7 +8,9 @@
  *                                          and up rows in one rows_tok call (x quantised once),
  *                                          the rows of the neurons ahead prefetched whole; each
  *                                          dot product is the unpacked matmul kernel's
- *                                          (ts_mm_select), so sparse == dense per row
+ *                                          (ts_mm_select), so sparse == dense per row;
+ *                                          Q4_0 on x86 runs both rows in one pass
+ *                                          (ts_rows2_select, the same sums)
  *   ts_down_sparse_<dtype>                 out = sum over k with a_k != 0 of a_k * down_t[idx[k], :]
  *   ts_down_sparse_batch_<dtype>           the same for a batch of tokens from dense activations
  *                                          and scores (prefill): 64-column blocks, each read
@@ -99,6 +101,7 @@ typedef struct {
   const float *gate_out; /* [n_ff] precomputed gate, or NULL */
   const uint8_t *gate, *up;
   size_t stride, pfbytes; /* pfbytes: how much of each row to prefetch */
+  ts_rows2_fn rows2;      /* gate and up in one pass (same sums as rows_tok), or NULL */
   const uint8_t *xq;
   size_t xstride;
   const int32_t *ids;
@@ -141,6 +144,9 @@ static void glu_range(const glu_job *j, int k0, int k1) {
     if (j->gate_out) {
       g = j->gate_out[j->ids[k]];
       j->k->rows_tok(&u, 1, j->up + at, 0, j->xq, j->xstride, 0, 1, 1, j->cols);
+    } else if (j->rows2) {
+      j->rows2(gu, lo + at, apart, j->xq, j->cols);
+      g = gu[swap], u = gu[!swap];
     } else {
       j->k->rows_tok(gu, 1, lo + at, apart, j->xq, j->xstride, 0, 2, 1, j->cols);
       g = gu[swap], u = gu[!swap];
@@ -164,8 +170,9 @@ static void glu_sparse(int type, float *act, const float *gate_out, const uint8_
                        const uint8_t *up, const float *x, const int32_t *idx, int stride, int cols,
                        int kind) {
   size_t rb = row_bytes(type, cols);
-  glu_job j = {ts_mm_select(type), act, gate_out, gate, up, (size_t)stride, rb, NULL, 0,
+  glu_job j = {ts_mm_select(type), act, gate_out, gate, up, (size_t)stride, rb, NULL, NULL, 0,
                idx + 1, idx[0], cols, kind, 0};
+  j.rows2 = ts_rows2_select(j.k);
   if (j.n <= 0) return;
   if (j.k->xbytes) { /* quantise x once for every row */
     j.xstride = (j.k->xbytes(cols) + 63) & ~(size_t)63;

@@ -8,14 +8,18 @@
  * chain in ascending k, so each column sees exactly the sum order of the one-row loop (and of
  * any column split: results do not depend on the thread count). Compiled with -mavx2 -mfma
  * -mf16c, called only when dispatch_x86.c finds them. Plain twin: sparse_scalar.c.
+ * Also ts_glu_rows2_q4_0_avx2: the gate and up rows of one neuron in one pass for the Q4_0
+ * gather of sparse.c (found there as a weak symbol), bit-identical to the matmul kernel's
+ * rows_tok on each row; its twin is rows_tok itself.
  * Build: plugins/_native/build.ts; bench: bench/sparse_decode.ts.
  */
 #include "ts.h"
 
+#include "avx2.h"
+
 #include <immintrin.h>
 #include <math.h>
 
-#define AI static inline __attribute__((always_inline))
 #define ROWS 4 /* neurons per pass over the output slice */
 
 AI __m256 load8(const uint8_t *r, int c, int type) {
@@ -120,3 +124,40 @@ TS_DOWN_AVX2(f16, TS_F16)
 TS_DOWN_AVX2(bf16, TS_BF16)
 TS_DOWN_AVX2(q8_0, TS_Q8_0)
 TS_DOWN_AVX2(q4_0, TS_Q4_0)
+
+/* ---- the gathered Q4_0 gate and up rows of one neuron ---- */
+
+/*
+ * gu[0] = row at w · x, gu[1] = row at w + apart · x, x prepared by matmul_avx2.c's prep_q4
+ * (qs[nb][32] | int16 corr[nb][16] = 8·pairwise sums | float d[nb]). The two rows share each
+ * block's x loads and run four independent FMA chains; per row the arithmetic is row_q's in
+ * matmul_avx2.c (nibbles times int8 x minus corr, even and odd blocks in separate sums, one
+ * FMA per block, hsum of their sum), so each result equals rows_tok's bit for bit.
+ */
+void ts_glu_rows2_q4_0_avx2(float *gu, const uint8_t *w, size_t apart, const uint8_t *xq,
+                            int cols) {
+  const int nb = cols / TS_QK;
+  const int8_t *qs = (const int8_t *)xq;
+  const uint8_t *corr = xq + (size_t)nb * 32;
+  const float *dx = (const float *)(xq + (size_t)nb * 64);
+  const __m256i ones = _mm256_set1_epi16(1), low = _mm256_set1_epi8(0x0f);
+  const uint8_t *r[2] = {w, w + apart};
+  __m256 acc[2][2] = {{_mm256_setzero_ps(), _mm256_setzero_ps()},
+                      {_mm256_setzero_ps(), _mm256_setzero_ps()}};
+  for (int b = 0; b < nb; b++) {
+    const int e = b & 1; /* as row_q: even blocks in sum 0, odd blocks in sum 1 */
+    __m256i qx = _mm256_loadu_si256((const __m256i *)(qs + (size_t)b * 32));
+    __m256i cr = _mm256_loadu_si256((const __m256i *)(corr + (size_t)b * 32));
+    for (int i = 0; i < 2; i++) {
+      const uint8_t *p = r[i] + (size_t)b * TS_Q4_BYTES;
+      __m128i raw = _mm_loadu_si128((const __m128i *)(p + 2));
+      __m256i qw = _mm256_and_si256(
+          _mm256_inserti128_si256(_mm256_castsi128_si256(raw), _mm_srli_epi16(raw, 4), 1), low);
+      __m256i p16 = _mm256_sub_epi16(_mm256_maddubs_epi16(qw, qx), cr);
+      __m256 f = _mm256_cvtepi32_ps(_mm256_madd_epi16(p16, ones));
+      float d = _cvtsh_ss(ts_load_u16(p)) * dx[b];
+      acc[i][e] = _mm256_fmadd_ps(f, _mm256_set1_ps(d), acc[i][e]);
+    }
+  }
+  for (int i = 0; i < 2; i++) gu[i] = hsum256(_mm256_add_ps(acc[i][0], acc[i][1]));
+}

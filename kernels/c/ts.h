@@ -104,6 +104,14 @@ void ts_down_sparse_q8_0_scalar(float *, const uint8_t *, size_t, const int32_t 
 void ts_down_sparse_q4_0_scalar(float *, const uint8_t *, size_t, const int32_t *, const float *, int, int, int);
 /* The down kernel a library uses for a type (dispatch_*.c; sparse_scalar.c in libts_scalar). */
 ts_down_fn ts_down_select(int type);
+/*
+ * A neuron's gate and up rows (`apart` bytes apart) times the x the matmul kernel `k` prepared,
+ * in one pass: gu[0] = lower row · x, gu[1] = upper row · x, the same sums as k's rows_tok.
+ */
+typedef void (*ts_rows2_fn)(float *gu, const uint8_t *w, size_t apart, const uint8_t *xq,
+                            int cols);
+/* The library's two-row gather kernel for matmul kernel `k`, or NULL (dispatch_*.c). */
+ts_rows2_fn ts_rows2_select(const struct ts_mm_kernel *k);
 
 /* ---- element conversions ---- */
 

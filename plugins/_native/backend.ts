@@ -57,7 +57,7 @@ export class NativeBackend implements Backend {
     this.name = name;
     this.#lib = lib;
     this.#release = release;
-    this.sparse = new NativeSparse(name, lib);
+    this.sparse = new NativeSparse(name, lib, (o, w, x) => this.#multiply(o, w, x, 1));
     const s = lib.symbols;
     this.#matmul = {
       [DType.F32]: s.ts_matmul_f32,
@@ -160,11 +160,14 @@ export class NativeBackend implements Backend {
     this.#count("matmul", "nTok", nTok);
     this.#fits("matmul", "x", xs, nTok * m.cols);
     this.#fits("matmul", "out", o, nTok * m.rows);
-    if (nTok > 0 && m.rows > 0) {
-      const packed = this.#pack(m);
-      if (packed) this.#packed[m.type][1](o, packed, xs, m.rows, m.cols, nTok);
-      else this.#matmul[m.type](o, m.data, xs, m.rows, m.cols, nTok);
-    }
+    if (nTok > 0 && m.rows > 0) this.#multiply(o, m, xs, nTok);
+  }
+
+  /** `o = m · x` for nTok tokens, arguments checked: the packed copy when the library has one. */
+  #multiply(o: Float32Array, m: NativeWeight, xs: Float32Array, nTok: number): void {
+    const packed = this.#pack(m);
+    if (packed) this.#packed[m.type][1](o, packed, xs, m.rows, m.cols, nTok);
+    else this.#matmul[m.type](o, m.data, xs, m.rows, m.cols, nTok);
   }
 
   rmsnorm(out: Buf, x: Buf, w: Weight, nTok: number, eps: number): void {

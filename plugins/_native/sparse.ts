@@ -8,6 +8,11 @@
  * kernels read rows `3 ×` a row apart. The originals stay (the oracle and cats predictors run
  * dense matmuls on gate and up), so those three tensors take twice the memory.
  *
+ * A list of every neuron (the dense predictor) runs gate and up as the backend's dense matvecs
+ * (Q8_0/Q4_0 through its repacked copy: a gather of every row in the unpacked layout is up to
+ * 1.4x slower in Q4_0; see BENCHMARKS.md), then the activation;
+ * the down projection still reads only the rows with a ≠ 0.
+ *
  * @module
  */
 
@@ -53,6 +58,9 @@ type DownFn = (
   cols: number,
 ) => void;
 
+/** The backend's matvec `out = w · x` (one token; Q8_0/Q4_0 through its repacked copy). */
+export type Matvec = (out: Float32Array, w: NativeWeight, x: Float32Array) => void;
+
 type DownBatchFn = (
   out: Float32Array,
   downT: Uint8Array,
@@ -78,10 +86,14 @@ export class NativeSparse {
   readonly #gated: Record<number, GluFn>;
   readonly #down: Record<number, DownFn>;
   readonly #downBatch: Record<number, DownBatchFn>;
+  readonly #matvec: Matvec;
+  /** Gate and up of every neuron, for the whole-list path. */
+  #all = { gate: new Float32Array(0), up: new Float32Array(0) };
 
-  constructor(name: string, lib: NativeLib) {
+  constructor(name: string, lib: NativeLib, matvec: Matvec) {
     this.#name = name;
     this.#lib = lib;
+    this.#matvec = matvec;
     const s = lib.symbols;
     this.#glu = {
       [DType.F32]: s.ts_glu_sparse_f32,
@@ -175,6 +187,7 @@ export class NativeSparse {
       throw new Error(`${this.#name} gluSparse: ${g.name} and ${u.name} differ in shape or type`);
     }
     this.#gather("gluSparse", a, u, xs, xOffset, d, kind);
+    if (d.data[0] === u.rows) return this.#gluAll(a, g, u, xs.subarray(xOffset), kind);
     const gr = this.rows(g), ur = this.rows(u);
     if (gr.stride !== ur.stride) {
       throw new Error(`${this.#name} gluSparse: ${g.name} and ${u.name} are laid out apart`);
@@ -276,6 +289,23 @@ export class NativeSparse {
     [gate, up, downT].forEach((w, j) =>
       this.#rows.set(w, { data: data.subarray(j * rb), stride: 3 * rb })
     );
+  }
+
+  /** `a = glu(g · x, u · x)` for the list 0 .. rows - 1 (ascending, full): two dense matvecs. */
+  #gluAll(a: Float32Array, g: NativeWeight, u: NativeWeight, x: Float32Array, kind: Glu): void {
+    if (this.#all.gate.length < u.rows) {
+      this.#all = { gate: new Float32Array(u.rows), up: new Float32Array(u.rows) };
+    }
+    const { gate, up } = this.#all;
+    this.#matvec(gate, g, x);
+    this.#matvec(up, u, x);
+    const s = this.#lib.symbols;
+    const fn = kind === "swiglu"
+      ? s.ts_glu_f32_swiglu
+      : kind === "reglu"
+      ? s.ts_glu_f32_reglu
+      : s.ts_glu_f32_drelu;
+    fn(a, gate, up, u.rows);
   }
 
   /** Where `w`'s neuron rows are read. */

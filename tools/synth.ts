@@ -324,6 +324,12 @@ export async function rewriteTensors(
   }
 }
 
+/**
+ * The predictors' fc2 tensors, of a dense layer (`blk.3.fc2.weight`) or of each expert
+ * (`blk.3.fc2.5.weight`): what `rewriteTensors` regenerates for another `activeFraction`.
+ */
+export const FC2_TENSORS = /\.fc2(\.\d+)?\.weight$/;
+
 /** The CLI: parse flags, write the file, print progress and speed to stderr. */
 async function main(args: string[]): Promise<void> {
   const { values } = parseArgs({

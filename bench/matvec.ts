@@ -24,6 +24,20 @@ const arg = (name: string, dflt: string) => {
   const i = Deno.args.indexOf(name);
   return i < 0 ? dflt : Deno.args[i + 1];
 };
+if (Deno.args.includes("--help")) {
+  console.log(`options (defaults in brackets):
+  --lib x86|neon|scalar   library [x86 on x86-64, else neon]
+  --flags "..."           build a variant with these SIMD flags instead of the library's
+  --threads N             pool threads [all cores]
+  --ntok N                tokens per call: 1 = decode, 64 = prefill tile [1]
+  --rows N --cols N       weight shape [14336, 4096]
+  --reps N                > 1: one matrix called N times per run (cache-resident kernel speed)
+                          instead of >= 1.5 GB of matrices cycled [1]
+  --runs N                timed runs, median reported [5]
+  --types A,B             F32,F16,BF16,Q8_0,Q4_0 [all]
+  --file-layout           Q8_0/Q4_0 in the file layout instead of repacked`);
+  Deno.exit(0);
+}
 const base = LIBS.find((l) =>
   l.name === arg("--lib", Deno.build.arch === "x86_64" ? "x86" : "neon")
 )!;

@@ -62,7 +62,13 @@ ts_down_fn ts_down_select(int type) {
   }
 }
 
+/* No two- or four-row gather kernels here (sparse.c uses rows_tok). */
 ts_rows2_fn ts_rows2_select(const ts_mm_kernel *k) {
+  (void)k;
+  return NULL;
+}
+
+ts_rows4_fn ts_rows4_select(const ts_mm_kernel *k) {
   (void)k;
   return NULL;
 }

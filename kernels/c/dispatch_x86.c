@@ -60,3 +60,10 @@ void ts_glu_rows2_q4_0_avx2(float *, const uint8_t *, size_t, const uint8_t *, i
 ts_rows2_fn ts_rows2_select(const ts_mm_kernel *k) {
   return k == &ts_mm_avx2_q4_0 ? ts_glu_rows2_q4_0_avx2 : NULL;
 }
+
+/* Four-row (two-neuron) Q4_0 gather (sparse_avx2.c), the same sums as the two-row one. */
+void ts_glu_rows4_q4_0_avx2(float *, const uint8_t *, const uint8_t *, size_t, const uint8_t *, int);
+
+ts_rows4_fn ts_rows4_select(const ts_mm_kernel *k) {
+  return k == &ts_mm_avx2_q4_0 ? ts_glu_rows4_q4_0_avx2 : NULL;
+}

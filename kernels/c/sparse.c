@@ -9,8 +9,9 @@
  *                                          the rows of the neurons ahead prefetched whole; each
  *                                          dot product is the unpacked matmul kernel's
  *                                          (ts_mm_select), so sparse == dense per row;
- *                                          Q4_0 on x86 runs both rows in one pass
- *                                          (ts_rows2_select, the same sums)
+ *                                          Q4_0 on x86 runs two neurons (four rows) in
+ *                                          one pass (ts_rows4_select; a leftover neuron
+ *                                          through ts_rows2_select; the same sums)
  *   ts_down_sparse_<dtype>                 out = sum over k with a_k != 0 of a_k * down_t[idx[k], :]
  *   ts_down_sparse_batch_<dtype>           the same for a batch of tokens from dense activations
  *                                          and scores (prefill): 64-column blocks, each read
@@ -102,6 +103,7 @@ typedef struct {
   const uint8_t *gate, *up;
   size_t stride, pfbytes; /* pfbytes: how much of each row to prefetch */
   ts_rows2_fn rows2;      /* gate and up in one pass (same sums as rows_tok), or NULL */
+  ts_rows4_fn rows4;      /* two neurons' gate and up in one pass (the same sums), or NULL */
   const uint8_t *xq;
   size_t xstride;
   const int32_t *ids;
@@ -129,15 +131,28 @@ static inline void prefetch_neuron(const glu_job *j, int k) {
   if (!j->gate_out) prefetch_row(j->gate + at, j->pfbytes);
 }
 
-/* act[k] for neurons [k0, k1): gate and up rows of a neuron in one rows_tok call (two rows
- * `up - gate` bytes apart, so their loads interleave), the next neurons' rows prefetched. */
+/* act[k] for neurons [k0, k1): two neurons per rows4 call where the library has one, else a
+ * neuron's gate and up rows in one rows2 or rows_tok call (two rows `up - gate` bytes apart,
+ * so their loads interleave); the next neurons' rows prefetched. */
 static void glu_range(const glu_job *j, int k0, int k1) {
   const uint8_t *lo = j->gate, *hi = j->up; /* rows_tok walks rows upwards from lo */
   int swap = lo > hi;
   if (swap) lo = j->up, hi = j->gate;
   size_t apart = (size_t)(hi - lo);
   for (int k = k0; k < k0 + TS_GLU_AHEAD && k < k1; k++) prefetch_neuron(j, k);
-  for (int k = k0; k < k1; k++) {
+  int k = k0;
+  if (j->rows4 && !j->gate_out) {
+    for (; k + 2 <= k1; k += 2) {
+      for (int p = k + TS_GLU_AHEAD; p < k + TS_GLU_AHEAD + 2 && p < k1; p++)
+        prefetch_neuron(j, p);
+      float gu[4];
+      j->rows4(gu, lo + (size_t)j->ids[k] * j->stride, lo + (size_t)j->ids[k + 1] * j->stride,
+               apart, j->xq, j->cols);
+      j->act[k] = act1(gu[swap], gu[!swap], j->kind);
+      j->act[k + 1] = act1(gu[2 + swap], gu[2 + !swap], j->kind);
+    }
+  }
+  for (; k < k1; k++) {
     if (k + TS_GLU_AHEAD < k1) prefetch_neuron(j, k + TS_GLU_AHEAD);
     size_t at = (size_t)j->ids[k] * j->stride;
     float gu[2], g, u;
@@ -170,9 +185,10 @@ static void glu_sparse(int type, float *act, const float *gate_out, const uint8_
                        const uint8_t *up, const float *x, const int32_t *idx, int stride, int cols,
                        int kind) {
   size_t rb = row_bytes(type, cols);
-  glu_job j = {ts_mm_select(type), act, gate_out, gate, up, (size_t)stride, rb, NULL, NULL, 0,
+  glu_job j = {ts_mm_select(type), act, gate_out, gate, up, (size_t)stride, rb, NULL, NULL, NULL, 0,
                idx + 1, idx[0], cols, kind, 0};
   j.rows2 = ts_rows2_select(j.k);
+  j.rows4 = ts_rows4_select(j.k);
   if (j.n <= 0) return;
   if (j.k->xbytes) { /* quantise x once for every row */
     j.xstride = (j.k->xbytes(cols) + 63) & ~(size_t)63;

@@ -112,6 +112,12 @@ typedef void (*ts_rows2_fn)(float *gu, const uint8_t *w, size_t apart, const uin
                             int cols);
 /* The library's two-row gather kernel for matmul kernel `k`, or NULL (dispatch_*.c). */
 ts_rows2_fn ts_rows2_select(const struct ts_mm_kernel *k);
+/* Two neurons' gate and up rows in one pass: gu[0..1] for the rows at w0 and w0 + apart,
+ * gu[2..3] for w1; the same sums as ts_rows2_fn. */
+typedef void (*ts_rows4_fn)(float *gu, const uint8_t *w0, const uint8_t *w1, size_t apart,
+                            const uint8_t *xq, int cols);
+/* The library's four-row gather kernel for matmul kernel `k`, or NULL (dispatch_*.c). */
+ts_rows4_fn ts_rows4_select(const struct ts_mm_kernel *k);
 
 /* ---- element conversions ---- */
 

@@ -106,10 +106,10 @@ export class OpQueue {
   /** Bench switch: false launches the plain ops (norm, add, select) beside the matvec. */
   fuse = true;
   /**
-   * Select in the matvec's epilogue: off by default, measured slower on an H200 (the last
-   * block's compaction tail outlasts a select launch overlapped by PDL; BENCHMARKS.md).
+   * Select in the matvec's epilogue (the predictor's fc2): on by default since it won by
+   * 0.2–2% in five paired runs on an H200 (BENCHMARKS.md); false: select as its own launch.
    */
-  fuseSelect = false;
+  fuseSelect = true;
   /** The step being run or captured; its kernels read pos and token from the device. */
   dyn: Dyn | null = null;
 

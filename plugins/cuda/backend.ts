@@ -396,10 +396,10 @@ export class CudaBackend implements Backend {
   }
 
   /**
-   * Bench and tests: `on` false runs rmsnorm and add beside the matvec, not in it; `select`
-   * true fuses select too (off by default: measured slower). See _queue.ts.
+   * Bench and tests: `on` false runs rmsnorm, add and select beside the matvec, not in it;
+   * `select` false keeps only select as its own launch. See _queue.ts.
    */
-  matvecFuse(on: boolean, select = false): void {
+  matvecFuse(on: boolean, select = true): void {
     this.#q.flush();
     this.#q.fuse = on;
     this.#q.fuseSelect = select;

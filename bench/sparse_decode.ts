@@ -33,8 +33,7 @@
  * @module
  */
 
-import { DType, dtypeName, parseDType, rowBytes } from "../core/dtype.ts";
-import { parseGGUF } from "../core/gguf.ts";
+import { DType, dtypeName, parseDType } from "../core/dtype.ts";
 import type { GGUFFile } from "../core/gguf.ts";
 import { Model } from "../core/model.ts";
 import type { PredictorKind } from "../core/predictor.ts";
@@ -43,10 +42,10 @@ import { tensorBytes } from "../core/tensor.ts";
 import type { NativeBackend } from "../plugins/_native/backend.ts";
 import { X86 } from "../plugins/_native/libs.ts";
 import { library } from "../plugins/_native/loader.ts";
-import { type OpenedFile, openFile } from "../plugins/mmap/mod.ts";
 import { chooseBackend } from "../plugins/registry.ts";
-import { rewriteTensors, synthModel, type SynthOptions } from "../tools/synth.ts";
+import { FC2_TENSORS, rewriteTensors, type SynthOptions } from "../tools/synth.ts";
 import { median, readBandwidth } from "./_native.ts";
+import { ensure, fixedBytes } from "./_sparse_files.ts";
 
 const arg = (name: string, dflt: string) => {
   const i = Deno.args.indexOf(name);
@@ -72,31 +71,6 @@ const SHAPE: SynthOptions = {
   nVocab: 32000,
   seed: 1,
 };
-
-/** The file at `path` mapped, written by the synthesiser first when missing. */
-async function ensure(path: string, o: SynthOptions): Promise<[GGUFFile, OpenedFile]> {
-  try {
-    Deno.statSync(path);
-  } catch {
-    await Deno.mkdir("build/bench", { recursive: true });
-    console.error(`writing ${path}…`);
-    await synthModel(path, o);
-  }
-  const f = await openFile(path);
-  return [parseGGUF(f.bytes, path), f];
-}
-
-/** Weight bytes a decode step reads outside the FFNs and predictors. */
-function fixedBytes(file: GGUFFile): number {
-  let bytes = 0;
-  for (const t of file.tensors.values()) {
-    if (/ffn_(gate|up|down)|\.fc[12]\./.test(t.name)) continue;
-    bytes += t.name === "token_embd.weight"
-      ? rowBytes(t.type, t.shape[1])
-      : tensorBytes(t.type, t.shape);
-  }
-  return bytes;
-}
 
 interface Config {
   label: string;
@@ -194,7 +168,7 @@ for (const dname of arg("--dtype", "f16,q4_0").split(",")) {
       try {
         Deno.statSync(path);
         const secs = performance.now();
-        const n = await rewriteTensors(path, sparseShape(a, p), /\.fc2\.weight$/);
+        const n = await rewriteTensors(path, sparseShape(a, p), FC2_TENSORS);
         const s = (performance.now() - secs) / 1000;
         console.error(
           `rewrote fc2 of ${path} for ${a}: ${(n / 1e6).toFixed(0)} MB in ${s.toFixed(1)} s`,

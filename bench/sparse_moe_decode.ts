@@ -35,19 +35,18 @@
  * @module
  */
 
-import { DType, dtypeName, parseDType, rowBytes } from "../core/dtype.ts";
-import { type GGUFFile, parseGGUF } from "../core/gguf.ts";
+import { DType, dtypeName, parseDType } from "../core/dtype.ts";
+import type { GGUFFile } from "../core/gguf.ts";
 import { Model } from "../core/model.ts";
 import type { Predictor, PredictorKind } from "../core/predictor.ts";
 import { SparsityRecorder } from "../core/stats.ts";
-import { tensorBytes } from "../core/tensor.ts";
 import type { Backend } from "../core/backend.ts";
 import { X86 } from "../plugins/_native/libs.ts";
 import { library } from "../plugins/_native/loader.ts";
-import { type OpenedFile, openFile } from "../plugins/mmap/mod.ts";
 import { chooseBackend } from "../plugins/registry.ts";
-import { FC2_TENSORS, rewriteTensors, synthModel, type SynthOptions } from "../tools/synth.ts";
+import { FC2_TENSORS, rewriteTensors, type SynthOptions } from "../tools/synth.ts";
 import { median, readBandwidth } from "./_native.ts";
+import { ensure, fixedBytes } from "./_sparse_files.ts";
 
 const arg = (name: string, dflt: string) => {
   const i = Deno.args.indexOf(name);
@@ -78,34 +77,8 @@ const SHAPE: SynthOptions = {
   seed: 1,
 };
 
-/** The file at `path` mapped, written by the synthesiser first when missing. */
-async function ensure(path: string, o: SynthOptions): Promise<[GGUFFile, OpenedFile]> {
-  try {
-    Deno.statSync(path);
-  } catch {
-    await Deno.mkdir("build/bench", { recursive: true });
-    console.error(`writing ${path}…`);
-    await synthModel(`${path}.part`, o);
-    await Deno.rename(`${path}.part`, path);
-  }
-  const f = await openFile(path);
-  return [parseGGUF(f.bytes, path), f];
-}
-
 /** File-name tag of a predictor type ("" for Q8_0, as the files written before `--pred`). */
 const predTag = (t: DType) => t === DType.Q8_0 ? "" : t === DType.Q4_0 ? "-q4pred" : "-f16pred";
-
-/** Weight bytes a decode step reads outside the FFNs and predictors (the router included). */
-function fixedBytes(file: GGUFFile): number {
-  let bytes = 0;
-  for (const t of file.tensors.values()) {
-    if (/ffn_(gate|up|down)(_t)?(_exps)?\.|\.fc[12]\./.test(t.name)) continue;
-    bytes += t.name === "token_embd.weight"
-      ? rowBytes(t.type, t.shape[1])
-      : tensorBytes(t.type, t.shape);
-  }
-  return bytes;
-}
 
 /** Wraps `p`, logging every FFN unit it is asked about: the experts each layer runs. */
 function routed(p: Predictor, log: number[]): Predictor {

@@ -348,22 +348,9 @@ export class OpQueue {
   #launchFused(mm: Matmul[], epi: number, f: Fused): boolean {
     const fn = fusedOf(this.lib, mm[0].w.type);
     if (!fn) return false;
-    const [a, b, c] = mm;
-    const x = f.norm ? f.norm.x : a.x;
+    const x = f.norm ? f.norm.x : mm[0].x;
     const rc = fn(
-      a.out.ptr,
-      a.w.ptr,
-      a.w.rows,
-      b?.out.ptr ?? null,
-      b?.w.ptr ?? null,
-      b?.w.rows ?? 0,
-      c?.out.ptr ?? null,
-      c?.w.ptr ?? null,
-      c?.w.rows ?? 0,
-      mm.length,
-      epi,
-      x.ptr,
-      a.w.cols,
+      ...jobArgs(mm, epi, x),
       f.norm?.w ?? null,
       f.norm?.out.ptr ?? null,
       f.norm?.eps ?? 0,
@@ -380,25 +367,32 @@ export class OpQueue {
 
   /** The plain batched matvec launch. */
   #launchBatch(mm: Matmul[], epi: number): void {
-    const [a, b, c] = mm;
-    const rc = batchOf(this.lib, a.w.type)(
-      a.out.ptr,
-      a.w.ptr,
-      a.w.rows,
-      b?.out.ptr ?? null,
-      b?.w.ptr ?? null,
-      b?.w.rows ?? 0,
-      c?.out.ptr ?? null,
-      c?.w.ptr ?? null,
-      c?.w.rows ?? 0,
-      mm.length,
-      epi,
-      a.x.ptr,
-      a.w.cols,
-      a.nTok,
-    );
+    const rc = batchOf(this.lib, mm[0].w.type)(...jobArgs(mm, epi, mm[0].x), mm[0].nTok);
     this.check("matmul", rc);
   }
+}
+
+/**
+ * The arguments both matvec entry points start with: up to three (out, weight, rows) jobs,
+ * their count, the epilogue, x and the columns (kernels/cuda/matvec.cu, matvec_xreg.cu).
+ */
+function jobArgs(mm: Matmul[], epi: number, x: CudaBuf) {
+  const [a, b, c] = mm;
+  return [
+    a.out.ptr,
+    a.w.ptr,
+    a.w.rows,
+    b?.out.ptr ?? null,
+    b?.w.ptr ?? null,
+    b?.w.rows ?? 0,
+    c?.out.ptr ?? null,
+    c?.w.ptr ?? null,
+    c?.w.rows ?? 0,
+    mm.length,
+    epi,
+    x.ptr,
+    a.w.cols,
+  ] as const;
 }
 
 /** The fused matvec of a weight type (matvec_xreg.cu), or null. */

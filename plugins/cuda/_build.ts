@@ -27,6 +27,7 @@ export const SOURCES = [
   "attention.cu",
   "sparse.cu",
   "graph.cu",
+  "ffn_sparse.cu",
 ];
 const HEADERS = ["ts_cuda.h", "matvec.h"];
 const FLAGS = [

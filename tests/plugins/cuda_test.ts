@@ -5,6 +5,8 @@
  * (long contexts).
  */
 
+import type { Backend, Weight } from "../../core/backend.ts";
+import { quantize } from "../../core/quant.ts";
 import { DType, dtypeName } from "../../core/dtype.ts";
 import { ABI_VERSION, SYMBOLS } from "../../plugins/cuda/_ffi.ts";
 import { buildLibrary, findNvcc } from "../../plugins/cuda/_build.ts";
@@ -229,6 +231,174 @@ Deno.test({
         if (f.length !== p.length || f.some((v, i) => v !== p[i])) {
           throw new Error(`threshold ${thr}: fused ${f.length} ids, plain ${p.length}`);
         }
+      }
+    } finally {
+      b.matvecFuse(true);
+      b.close();
+    }
+  },
+});
+
+/** What one token's sparse FFN leaves behind (see sparseFfn). */
+interface FfnResult {
+  res: Float32Array;
+  xn: Float32Array;
+  out: Float32Array;
+  hidden: Float32Array;
+  score: Float32Array;
+  act: Float32Array;
+  ids: Int32Array;
+}
+
+/** The weights of a sparse FFN test on one backend. */
+interface FfnWeights {
+  fc1: Weight;
+  fc2: Weight;
+  gate: Weight;
+  up: Weight;
+  downT: Weight;
+  norm: Weight;
+}
+
+/** Random weights of one sparse FFN shape `[nEmbd, nFF, rank]`, made once per shape. */
+function ffnData(type: DType, [nEmbd, nFF, rank]: number[]) {
+  const seed = seedOf(`sparse ffn ${dtypeName(type)} ${nEmbd} ${nFF} ${rank}`);
+  const wt = (rows: number, cols: number, s: number) => ({
+    name: `w.${s}`,
+    type,
+    shape: [rows, cols],
+    data: quantize(type, normals(rows * cols, seed + s, 1 / Math.sqrt(cols))),
+  });
+  return {
+    fc1: wt(rank, nEmbd, 1),
+    fc2: wt(nFF, rank, 2),
+    gate: wt(nFF, nEmbd, 3),
+    up: wt(nFF, nEmbd, 4),
+    downT: wt(nFF, nEmbd, 5),
+    norm: {
+      name: "norm",
+      type: DType.F32,
+      shape: [nEmbd],
+      data: quantize(DType.F32, normals(nEmbd, seed + 6)),
+    },
+    x: normals(nEmbd, seed + 7, 3),
+  };
+}
+
+// One token's sparse FFN as the forward pass issues it: the FFN norm of the residual x, the
+// predictor's fc1 of x itself → relu → fc2 → select → gathered glu of the normed x → sparse
+// down → residual add. The CUDA queue runs it as one launch (kernels/cuda/ffn_sparse.cu).
+function sparseFfn(
+  b: Backend,
+  w: FfnWeights,
+  xHost: Float32Array,
+  thr: number,
+): FfnResult {
+  const [rank, nEmbd] = w.fc1.shape, nFF = w.fc2.shape[0];
+  const x = upload(b, xHost);
+  const xn = output(b, nEmbd), hidden = output(b, rank), score = output(b, nFF);
+  const act = output(b, nFF), out = output(b, nEmbd), idx = b.allocIndex!(nFF);
+  b.writeIndex!(idx, Int32Array.of(3)); // stale contents must be overwritten
+  b.rmsnorm(xn, x, w.norm, 1, 1e-5);
+  b.matmul(hidden, w.fc1, x, 1);
+  b.unary!(hidden, hidden, rank, "relu");
+  b.matmul(score, w.fc2, hidden, 1);
+  b.select!(idx, score, 0, nFF, thr);
+  b.gluSparse!(act, w.gate, w.up, xn, 0, idx, "drelu");
+  b.downSparse!(out, 0, w.downT, act, idx);
+  b.add(x, x, out, nEmbd);
+  const ids = b.readIndex!(idx);
+  return {
+    res: b.read(x, 0, nEmbd),
+    xn: result(b, xn, nEmbd, "xn"),
+    out: result(b, out, nEmbd, "out"),
+    hidden: result(b, hidden, rank, "hidden"),
+    score: result(b, score, nFF, "score"),
+    act: b.read(act, 0, ids.length),
+    ids,
+  };
+}
+
+/** A threshold in the widest gap between scores near the top `frac`, so rounding moves no id. */
+function thresholdIn(score: Float32Array, frac: number): number {
+  const s = Float32Array.from(score).sort().reverse();
+  const k = Math.round(frac * s.length), w = Math.max(2, Math.round(s.length / 50));
+  let best = k;
+  for (let i = Math.max(1, k - w); i < Math.min(s.length, k + w); i++) {
+    if (s[i - 1] - s[i] > s[best - 1] - s[best]) best = i;
+  }
+  return (s[best - 1] + s[best]) / 2;
+}
+
+function near(what: string, got: Float32Array, want: Float32Array, tol: number): void {
+  if (got.length !== want.length) {
+    throw new Error(`${what}: ${got.length} values, reference ${want.length}`);
+  }
+  let scale = 0, worst = 0;
+  for (const v of want) scale = Math.max(scale, Math.abs(v));
+  for (let i = 0; i < want.length; i++) {
+    const d = Math.abs(got[i] - want[i]);
+    worst = Math.max(worst, Number.isNaN(d) ? Infinity : d);
+  }
+  if (worst > tol * (scale || 1)) {
+    throw new Error(`${what}: max |Δ| ${worst} of max |ref| ${scale}, tolerance ${tol}`);
+  }
+}
+
+Deno.test({
+  name: "cuda runs one token's sparse FFN as one launch, as the reference computes it" +
+    (probe.score > 0 ? "" : ` — skipped: ${probe.reason}`),
+  ignore: probe.score <= 0,
+  async fn(t) {
+    const b = await plugin.open() as CudaBackend;
+    try {
+      // [nEmbd, nFF, rank], and whether the fused kernel takes the shape
+      const shapes: [DType, number[], boolean][] = [
+        [DType.F16, [2048, 4096, 1024], true],
+        [DType.BF16, [512, 3000, 256], true],
+        [DType.F16, [1020, 500, 1040], false], // nEmbd % 8, rank > 1024: the parts
+      ];
+      for (const [type, shape, fused] of shapes) {
+        await t.step(`${dtypeName(type)} [${shape}]`, () => {
+          const data = ffnData(type, shape);
+          const load = (be: Backend): FfnWeights => ({
+            fc1: be.weight(data.fc1),
+            fc2: be.weight(data.fc2),
+            gate: be.weight(data.gate),
+            up: be.weight(data.up),
+            downT: be.weight(data.downT),
+            norm: be.weight(data.norm),
+          });
+          const ref = new ReferenceBackend(), wr = load(ref), wc = load(b);
+          const thr = thresholdIn(sparseFfn(ref, wr, data.x, 1e30).score, 0.1);
+          const want = sparseFfn(ref, wr, data.x, thr);
+          const before = b.ffnLaunches;
+          const one = sparseFfn(b, wc, data.x, thr);
+          const again = sparseFfn(b, wc, data.x, thr);
+          if (b.ffnLaunches - before !== (fused ? 2 : 0)) {
+            throw new Error(`${b.ffnLaunches - before} fused launches, expected ${fused ? 2 : 0}`);
+          }
+          b.matvecFuse(true, true, false);
+          const parts = sparseFfn(b, wc, data.x, thr);
+          b.matvecFuse(true);
+          const tol = TOLERANCE.matmul[dtypeName(type)];
+          for (const [name, got] of [["fused", one], ["parts", parts]] as const) {
+            if (got.ids.length !== want.ids.length || got.ids.some((v, i) => v !== want.ids[i])) {
+              throw new Error(`${name}: ${got.ids.length} ids, reference ${want.ids.length}`);
+            }
+            for (const k of ["res", "xn", "out", "hidden", "score", "act"] as const) {
+              near(`${name} ${k}`, got[k], want[k], tol);
+            }
+          }
+          for (const k of ["res", "xn", "out", "hidden", "score", "act"] as const) {
+            if (one[k].some((v, i) => !Object.is(v, again[k][i]))) {
+              throw new Error(`${k} differs between two identical runs`);
+            }
+          }
+          if (want.ids.length < 0.05 * shape[1] || want.ids.length > 0.15 * shape[1]) {
+            throw new Error(`${want.ids.length} of ${shape[1]} active: the threshold missed 10%`);
+          }
+        });
       }
     } finally {
       b.matvecFuse(true);

@@ -100,16 +100,9 @@ export function breakdown(
     const ms = be.timeGraph(() => layers.forEach((l, i) => f(l, i)), 20);
     out[name] = (1000 * ms) / nLayer;
   }
-  let phases = "";
-  if (lr) {
-    // the last FFN of the last graph timed ("layer (all)"): the last layer's, after its O
-    const c = be.ffnClocks().map((v) => v.toFixed(1)).join(" ");
-    phases = `; one-launch FFN clocks (µs from entry: wait, then per barrier last arrival ` +
-      `and block 0 out, end): ${c}`;
-  }
   const n = lr ? be.readIndex!(st.idx!).length : nFF;
   console.log(
     `breakdown, µs per layer (${n} of ${nFF} neurons listed): ` +
-      Object.entries(out).map(([k, v]) => `${k} ${v.toFixed(1)}`).join(", ") + phases,
+      Object.entries(out).map(([k, v]) => `${k} ${v.toFixed(1)}`).join(", "),
   );
 }

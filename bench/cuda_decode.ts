@@ -47,10 +47,6 @@ const sparse = Number(arg("--sparse", "0")); // fraction of active neurons; 0 = 
 const rank = Number(arg("--rank", "1024"));
 const quick = Deno.args.includes("--quick"); // skip the per-shape tables and the A/B reruns
 const breakdownOn = Deno.args.includes("--breakdown"); // time each part of a layer
-// --ab-ffn N: N alternating rounds of the sparse decode with each FFN as one launch and as its
-// five launches (kernels/cuda/ffn_sparse.cu vs the parts); --ffn perSm,prefetch: its launch shape.
-const abRounds = Number(arg("--ab-ffn", "0"));
-const ffnShape = arg("--ffn", "0,-1").split(",").map(Number);
 
 const cfg: ModelConfig = {
   arch: "llama",
@@ -202,7 +198,6 @@ for (const [name, ws] of Object.entries(quick ? {} : shapes)) {
   );
 }
 setConfig(arg("--mv", "0,0,1"));
-be.ffnConfig(ffnShape[0], ffnShape[1]);
 {
   // One-block kernels, 32 launches each in one graph: add+rmsnorm; select (sparse only).
   const normMs = be.timeGraph(() => {
@@ -311,31 +306,6 @@ console.log(
 // last logits of both runs (same tokens, same positions) agree.
 if (breakdownOn) breakdown(be, cfg, w, st, predictor ? thresholds : null, rank);
 const fusedLogits = be.read(st.logits, 0, nVocab);
-if (abRounds > 0 && sparse > 0) {
-  const tps: Record<"one" | "parts", number[]> = { one: [], parts: [] };
-  for (let r = 0; r < abRounds; r++) {
-    for (const ffn of [true, false]) {
-      be.matvecFuse(true, true, ffn);
-      const sx = new RunState(be, cfg, nPrompt + nDecode + 8);
-      prefill(sx, nPrompt);
-      const t0 = performance.now();
-      for (let i = 0; i < nDecode; i++) {
-        forward(w, cfg, sx, tokens.subarray(nPrompt + i, nPrompt + i + 1), false, run);
-      }
-      tps[ffn ? "one" : "parts"].push(nDecode / ((performance.now() - t0) / 1000));
-    }
-  }
-  be.matvecFuse(true);
-  const med = (a: number[]) => [...a].sort((x, y) => x - y)[a.length >> 1];
-  const show = (a: number[]) => a.map((v) => v.toFixed(1)).join(", ");
-  console.log(
-    `A/B decode tokens/s, sparse FFN as one launch: ${show(tps.one)}; as five launches: ${
-      show(tps.parts)
-    }; medians ${med(tps.one).toFixed(1)} vs ${med(tps.parts).toFixed(1)} = ${
-      (med(tps.one) / med(tps.parts)).toFixed(3)
-    }×`,
-  );
-}
 if (quick) Deno.exit(0);
 be.matvecFuse(false);
 const st2 = new RunState(be, cfg, nPrompt + nDecode + 8);

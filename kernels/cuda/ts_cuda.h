@@ -11,7 +11,7 @@
 #include <stdint.h>
 
 // Bump on any change of an exported signature; plugins/cuda/_ffi.ts checks it at load.
-#define TS_CUDA_ABI_VERSION 6
+#define TS_CUDA_ABI_VERSION 5
 
 #define TS_EXPORT extern "C" __attribute__((visibility("default")))
 
@@ -23,9 +23,8 @@ cudaStream_t ts_stream();
 // Multiprocessors of the device, for grid sizing.
 int ts_sm_count();
 // Scratch slots: 0 GEMM input, 1 attention splits, 2 bench sink, 3 overlapping copies,
-// 4 sparse down partial sums, 5 per-block lists of a fused select (matvec_xreg.cu), 6 and 7
-// the fused sparse FFN's lists and partial sums (ffn_sparse.cu).
-#define TS_SCRATCH_SLOTS 8
+// 4 sparse down partial sums, 5 per-block lists of a fused select (matvec_xreg.cu).
+#define TS_SCRATCH_SLOTS 6
 // A device scratch area of at least `bytes`, grown on demand (one per slot, not shared).
 void* ts_scratch(int slot, size_t bytes);
 // 0 when the last launch was accepted, else the cudaError_t value.

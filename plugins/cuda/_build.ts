@@ -27,7 +27,6 @@ export const SOURCES = [
   "attention.cu",
   "sparse.cu",
   "graph.cu",
-  "ffn_sparse.cu",
 ];
 const HEADERS = ["ts_cuda.h", "matvec.h"];
 const FLAGS = [

@@ -7,7 +7,7 @@
  */
 
 /** Must equal TS_CUDA_ABI_VERSION in kernels/cuda/ts_cuda.h. */
-export const ABI_VERSION = 6;
+export const ABI_VERSION = 5;
 
 const MATMUL = {
   parameters: ["pointer", "pointer", "pointer", "i32", "i32", "i32"],
@@ -91,33 +91,6 @@ const DOWN_SPARSE = {
 const BINARY = { parameters: ["pointer", "pointer", "pointer", "i32"], result: "i32" } as const;
 
 /** Symbols of libts_cuda. */
-const FFN_SPARSE = {
-  parameters: [
-    "pointer",
-    "pointer",
-    "f32",
-    "pointer",
-    "pointer",
-    "i32",
-    "pointer",
-    "pointer",
-    "i32",
-    "pointer",
-    "f32",
-    "pointer",
-    "pointer",
-    "pointer",
-    "pointer",
-    "i32",
-    "pointer",
-    "i32",
-    "pointer",
-    "pointer",
-    "pointer",
-  ],
-  result: "i32",
-} as const;
-
 export const SYMBOLS = {
   ts_cuda_abi_version: { parameters: [], result: "i32" },
   ts_cuda_build_id: { parameters: [], result: "pointer" },
@@ -234,15 +207,6 @@ export const SYMBOLS = {
   ts_down_sparse_bf16: DOWN_SPARSE,
   ts_down_sparse_q8_0: DOWN_SPARSE,
   ts_down_sparse_q4_0: DOWN_SPARSE,
-  // One token's whole sparse FFN (kernels/cuda/ffn_sparse.cu): x, norm weight, eps, xn, fc1,
-  // rank, hidden, fc2, nFF, score, threshold, idx, gate, up, act, glu kind, down_t, nEmbd,
-  // out, residual out (null: none), residual a. -1: no fused kernel for these shapes.
-  ts_ffn_sparse_f16: FFN_SPARSE,
-  ts_ffn_sparse_bf16: FFN_SPARSE,
-  // Bench only: blocks per multiprocessor, prefetch bits (0, -1: defaults).
-  ts_ffn_config: { parameters: ["i32", "i32"], result: "void" },
-  // Bench only: block 0's clock at the start and after each phase of the last launch, SM kHz.
-  ts_ffn_times: { parameters: ["buffer"], result: "i32" },
   // out, x, n, alpha
   ts_axpy_f32: { parameters: ["pointer", "pointer", "i32", "f32"], result: "i32" },
 

@@ -4,10 +4,8 @@
  * epilogue; add then rmsnorm as one kernel; two ropes in one launch; both KV rows in one).
  * For one token on F16/BF16 weights the matvec also absorbs its neighbours
  * (kernels/cuda/matvec_xreg.cu): an rmsnorm whose output is the matvec's x (prologue), the
- * residual add of its output, and a select of its output (epilogues). A sparse FFN of one
- * token (predictor fc1 → fc2 → select → gathered glu → sparse down → residual add) is held
- * op by op and runs as one launch (kernels/cuda/ffn_sparse.cu). When a kernel has no fused
- * form for the shapes, the plain ops run instead, in order.
+ * residual add of its output, and a select of its output (epilogues). When the kernel has no
+ * fused form for the shapes, the plain ops run instead, in order.
  * Only one kind is held at a time, and every other op flushes first, so effects keep the
  * order of the calls. Callers have checked the arguments.
  *
@@ -63,9 +61,8 @@ interface Norm {
   eps: number;
 }
 /** A held sparse down projection (kernels/cuda/sparse.cu): out[offset ..] = Σ act · down_t rows. */
-export interface Down {
+interface Down {
   fn: (...a: [P, P, P, P, number, P | null, P | null]) => number;
-  type: DType;
   out: CudaBuf;
   offset: number;
   w: P;
@@ -74,35 +71,6 @@ export interface Down {
   cols: number;
 }
 type P = Deno.PointerObject;
-
-/** A gathered glu (kernels/cuda/sparse.cu) offered to a held sparse FFN, with its own launch. */
-export interface GluSparse {
-  act: CudaBuf;
-  gate: P;
-  up: P;
-  type: DType;
-  x: CudaBuf;
-  idx: P;
-  rows: number;
-  cols: number;
-  kind: number;
-  /** Launches it alone (when the held FFN breaks up). */
-  launch: () => void;
-}
-
-/**
- * A sparse FFN of one token held op by op: the predictor's fc1 with its relu and the FFN's
- * norm beside it, then fc2, select, the gathered glu and the sparse down; the residual add
- * that follows launches it whole. Any other op launches the parts as they came.
- */
-interface Chain {
-  fc1: Matmul;
-  norm: Norm & { side?: boolean };
-  fc2?: Matmul;
-  sel?: { idx: P; thr: number };
-  glu?: GluSparse;
-  down?: Down;
-}
 
 /**
  * What the held matvec group fuses: a prologue norm (`side`: the norm's output is stored but
@@ -135,7 +103,6 @@ export class OpQueue {
   #norm: Norm | null = null;
   #down: Down | null = null;
   #fused: Fused = { norm: null, res: null, sel: null };
-  #chain: Chain | null = null;
   /** Bench switch: false launches the plain ops (norm, add, select) beside the matvec. */
   fuse = true;
   /**
@@ -143,10 +110,6 @@ export class OpQueue {
    * 0.2–2% in five paired runs on an H200 (BENCHMARKS.md); false: select as its own launch.
    */
   fuseSelect = true;
-  /** The sparse FFN of one token as one launch (needs fuse and fuseSelect); false: its parts. */
-  fuseFfn = true;
-  /** Sparse FFNs launched whole so far (tests check that the fused kernel ran). */
-  ffnLaunches = 0;
   /** The step being run or captured; its kernels read pos and token from the device. */
   dyn: Dyn | null = null;
 
@@ -154,14 +117,6 @@ export class OpQueue {
 
   /** Queue `out = w · x`; matmuls sharing x, type and width merge (three at most). */
   matmul(m: Matmul): void {
-    const c = this.#chain;
-    if (
-      c && !c.fc2 && m.x === c.fc1.out && m.nTok === 1 && m.w.type === c.fc1.w.type &&
-      m.out !== c.fc1.out && m.out !== c.norm.x && m.out !== c.norm.out
-    ) {
-      c.fc2 = m; // the predictor's fc2
-      return;
-    }
     const head = this.#mm[0], f = this.#fused;
     const joins = head !== undefined && this.#mm.length < 3 && head.x === m.x &&
       head.nTok === m.nTok && head.w.type === m.w.type && head.w.cols === m.w.cols &&
@@ -186,30 +141,8 @@ export class OpQueue {
 
   /** Hold a sparse down projection: a residual add of its output may join its last kernel. */
   down(d: Down): void {
-    const c = this.#chain;
-    if (
-      c?.glu && !c.down && Deno.UnsafePointer.equals(d.idx, c.sel!.idx) &&
-      Deno.UnsafePointer.equals(d.act, c.glu.act.ptr) && d.offset === 0 &&
-      d.cols === c.fc1.w.cols && d.type === c.fc1.w.type && d.out !== c.norm.x &&
-      d.out !== c.norm.out && d.out !== c.glu.act
-    ) {
-      c.down = d;
-      return;
-    }
     this.flush();
     this.#down = d;
-  }
-
-  /** True when the gathered glu joined the held sparse FFN (it launches later). */
-  gluSparse(g: GluSparse): boolean {
-    const c = this.#chain;
-    if (
-      !c?.sel || c.glu || !Deno.UnsafePointer.equals(g.idx, c.sel.idx) || g.x !== c.norm.out ||
-      g.type !== c.fc1.w.type || g.cols !== c.fc1.w.cols || g.rows !== c.fc2!.w.rows ||
-      g.act === c.norm.x || g.act === c.norm.out || g.act === c.fc1.out || g.act === c.fc2!.out
-    ) return false;
-    c.glu = g;
-    return true;
   }
 
   /** True when `out = a + b`, b the one held matvec's output, became its epilogue. */
@@ -227,15 +160,6 @@ export class OpQueue {
 
   /** True when select of the one held matvec's whole output became its epilogue (and ran). */
   selectAfter(score: Deno.PointerObject, n: number, idx: Deno.PointerObject, thr: number): boolean {
-    const c = this.#chain;
-    if (c) {
-      if (
-        !c.fc2 || c.sel || n !== c.fc2.w.rows || !this.fuseSelect ||
-        !Deno.UnsafePointer.equals(score, c.fc2.out.ptr)
-      ) return false;
-      c.sel = { idx, thr };
-      return true;
-    }
     const [m] = this.#mm, f = this.#fused;
     if (
       !this.fuse || !this.fuseSelect || this.#mm.length !== 1 || m.nTok !== 1 || n !== m.w.rows ||
@@ -262,29 +186,15 @@ export class OpQueue {
 
   /** True when `relu(x)` in place was fused into the one held matmul writing x (and ran). */
   relu(x: CudaBuf, n: number): boolean {
-    const [m] = this.#mm, f = this.#fused;
+    const [m] = this.#mm;
     if (this.#mm.length !== 1 || m.out !== x || n !== m.w.rows * m.nTok) return false;
     this.#mm = [];
-    if (
-      this.fuse && this.fuseFfn && f.norm?.side && !f.res && !f.sel && m.nTok === 1 &&
-      ffnOf(this.lib, m.w.type) !== null
-    ) {
-      // the predictor's fc1 beside the FFN norm: hold it as the start of a sparse FFN
-      this.#fused = { norm: null, res: null, sel: null };
-      this.#chain = { fc1: m, norm: f.norm };
-      return true;
-    }
     this.#launch([m], EPI.relu);
     return true;
   }
 
   /** Hold `out = a + b` for a following rmsnorm of out, or fuse it into the held matvec. */
   add(a: Add): void {
-    const c = this.#chain;
-    if (
-      c?.down && this.fuse && a.b === c.down.out && a.n === c.down.cols && a.out !== c.down.out &&
-      a.a !== c.down.out && this.#launchChain(c, a)
-    ) return;
     const d = this.#down;
     if (
       d && this.fuse && a.b === d.out && d.offset === 0 && a.n === d.cols && a.out !== d.out &&
@@ -343,7 +253,6 @@ export class OpQueue {
   /** Launch whatever is held. */
   flush(): void {
     const s = this.lib.symbols;
-    if (this.#chain) this.#flushChain();
     if (this.#down) {
       const d = this.#down;
       this.#down = null;
@@ -414,59 +323,6 @@ export class OpQueue {
         s.ts_store_rows_f32(a.dst, a.src, b?.dst ?? null, b?.src ?? null, a.n, this.dyn!.ptr),
       );
     }
-  }
-
-  /** The held sparse FFN and the residual add `a` as one launch; false: its parts ran instead. */
-  #launchChain(c: Chain, a: Add): boolean {
-    const { fc1, norm, fc2, sel, glu, down } = c;
-    const fn = ffnOf(this.lib, fc1.w.type);
-    const rc = fn && fc2 && sel && glu && down
-      ? fn(
-        norm.x.ptr,
-        norm.w,
-        norm.eps,
-        norm.out.ptr,
-        fc1.w.ptr,
-        fc1.w.rows,
-        fc1.out.ptr,
-        fc2.w.ptr,
-        fc2.w.rows,
-        fc2.out.ptr,
-        sel.thr,
-        sel.idx,
-        glu.gate,
-        glu.up,
-        glu.act.ptr,
-        glu.kind,
-        down.w,
-        down.cols,
-        down.out.ptr,
-        a.out.ptr,
-        a.a.ptr,
-      )
-      : -1;
-    if (rc === -1) {
-      this.#flushChain(); // the down stays held: the add joins it
-      return false;
-    }
-    this.#chain = null;
-    this.check("sparse ffn", rc);
-    this.ffnLaunches++;
-    return true;
-  }
-
-  /** Launch the held sparse FFN's parts as they came (a sparse down stays held). */
-  #flushChain(): void {
-    const c = this.#chain!;
-    this.#chain = null;
-    this.#fused = { norm: c.norm, res: null, sel: null };
-    this.#launch([c.fc1], EPI.relu);
-    if (c.fc2) {
-      this.#fused = { norm: null, res: null, sel: c.sel ?? null };
-      this.#launch([c.fc2], EPI.none);
-    }
-    c.glu?.launch();
-    if (c.down) this.#down = c.down;
   }
 
   /** One matvec launch over `mm` (shared x): a batch, or a gate/up pair with an activation. */
@@ -543,13 +399,6 @@ function jobArgs(mm: Matmul[], epi: number, x: CudaBuf) {
 function fusedOf(lib: CudaLib, type: DType) {
   if (type === DType.F16) return lib.symbols.ts_matvec_fused_f16;
   if (type === DType.BF16) return lib.symbols.ts_matvec_fused_bf16;
-  return null;
-}
-
-/** The fused sparse FFN of a weight type (ffn_sparse.cu), or null. */
-function ffnOf(lib: CudaLib, type: DType) {
-  if (type === DType.F16) return lib.symbols.ts_ffn_sparse_f16;
-  if (type === DType.BF16) return lib.symbols.ts_ffn_sparse_bf16;
   return null;
 }
 

@@ -155,28 +155,11 @@ export class SparseOps {
     if (a === xs) throw new Error(`cuda ${op}: act must not alias x`);
     if (!(kind in GLU_KIND)) throw new Error(`cuda ${op}: unknown glu kind "${kind}"`);
     // The count lives on the device, unchecked here: act must hold that many values.
+    q.flush();
     const xp = at(xs.ptr, xOffset * 4);
     const fn = this.#fns[u.type].glu;
-    const launch = () =>
-      this.#c.check(
-        op,
-        fn(a.ptr, gate, gateOut, u.ptr, xp, d.ptr, d.capacity, u.cols, GLU_KIND[kind]),
-      );
-    const held = gate !== null && xOffset === 0 && q.gluSparse({
-      act: a,
-      gate,
-      up: u.ptr,
-      type: u.type,
-      x: xs,
-      idx: d.ptr,
-      rows: u.rows,
-      cols: u.cols,
-      kind: GLU_KIND[kind],
-      launch,
-    });
-    if (held) return;
-    q.flush();
-    launch();
+    const rc = fn(a.ptr, gate, gateOut, u.ptr, xp, d.ptr, d.capacity, u.cols, GLU_KIND[kind]);
+    this.#c.check(op, rc);
   }
 
   downSparse(out: Buf, outOffset: number, downT: Weight, act: Buf, idx: IndexBuf): void {
@@ -190,16 +173,7 @@ export class SparseOps {
     if (o === a) throw new Error("cuda downSparse: out must not alias act");
     // held: a residual add of out that follows runs in its last kernel (_queue.ts)
     const fn = this.#fns[w.type].down;
-    q.down({
-      fn,
-      type: w.type,
-      out: o,
-      offset: outOffset,
-      w: w.ptr,
-      act: a.ptr,
-      idx: d.ptr,
-      cols: w.cols,
-    });
+    q.down({ fn, out: o, offset: outOffset, w: w.ptr, act: a.ptr, idx: d.ptr, cols: w.cols });
   }
 
   axpy(out: Buf, outOffset: number, x: Buf, xOffset: number, n: number, alpha: number): void {

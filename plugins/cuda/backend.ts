@@ -397,37 +397,12 @@ export class CudaBackend implements Backend {
 
   /**
    * Bench and tests: `on` false runs rmsnorm, add and select beside the matvec, not in it;
-   * `select` false keeps only select as its own launch; `ffn` false runs a sparse FFN of one
-   * token as its five launches, not one. See _queue.ts.
+   * `select` false keeps only select as its own launch. See _queue.ts.
    */
-  matvecFuse(on: boolean, select = true, ffn = true): void {
+  matvecFuse(on: boolean, select = true): void {
     this.#q.flush();
     this.#q.fuse = on;
     this.#q.fuseSelect = select;
-    this.#q.fuseFfn = ffn;
-  }
-
-  /** Tests: how many sparse FFNs of one token ran as one launch (kernels/cuda/ffn_sparse.cu). */
-  get ffnLaunches(): number {
-    return this.#q.ffnLaunches;
-  }
-
-  /**
-   * Bench only: the clocks of the last fused sparse FFN (kernels/cuda/ffn_sparse.cu g_ff_t), in
-   * µs from block 0's entry: wait passed, then per barrier the last arrival and block 0 leaving,
-   * then block 0's end.
-   */
-  ffnClocks(): number[] {
-    this.#q.flush();
-    const t = new BigUint64Array(9);
-    this.#check("ffnClocks", this.#lib.symbols.ts_ffn_times(t));
-    return [...t].slice(1).map((v) => Number(v - t[0]) / 1000);
-  }
-
-  /** Bench only: the fused sparse FFN's blocks per multiprocessor and prefetch bits (0, -1: defaults). */
-  ffnConfig(perSm: number, prefetch: number): void {
-    this.#q.flush();
-    this.#lib.symbols.ts_ffn_config(perSm, prefetch);
   }
 
   /** Free every buffer and weight of this backend (the library stays loaded). */

@@ -9,7 +9,7 @@ import { rowBytes } from "../core/dtype.ts";
 import { type GGUFFile, parseGGUF } from "../core/gguf.ts";
 import { tensorBytes } from "../core/tensor.ts";
 import { type OpenedFile, openFile } from "../plugins/mmap/mod.ts";
-import { synthModel, type SynthOptions } from "../tools/synth.ts";
+import { FC2_TENSORS, rewriteTensors, synthModel, type SynthOptions } from "../tools/synth.ts";
 
 /** The file at `path` mapped, written by the synthesiser first when missing (atomically). */
 export async function ensure(path: string, o: SynthOptions): Promise<[GGUFFile, OpenedFile]> {
@@ -23,6 +23,28 @@ export async function ensure(path: string, o: SynthOptions): Promise<[GGUFFile, 
   }
   const f = await openFile(path);
   return [parseGGUF(f.bytes, path), f];
+}
+
+/**
+ * `ensure` for a sparse file whose active fraction changes from run to run: an existing file
+ * gets its fc2 tensors rewritten in place for `o` (the rest of the file is the same), a missing
+ * one is written whole.
+ */
+export async function ensureActive(path: string, o: SynthOptions): Promise<[GGUFFile, OpenedFile]> {
+  try {
+    Deno.statSync(path);
+    const t0 = performance.now();
+    const n = await rewriteTensors(path, o, FC2_TENSORS);
+    const s = (performance.now() - t0) / 1000;
+    console.error(
+      `rewrote fc2 of ${path} for ${o.activeFraction}: ${(n / 1e6).toFixed(0)} MB in ${
+        s.toFixed(1)
+      } s`,
+    );
+  } catch (e) {
+    if (!(e instanceof Deno.errors.NotFound)) throw e;
+  }
+  return await ensure(path, o);
 }
 
 /**

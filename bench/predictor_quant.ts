@@ -21,7 +21,7 @@ import { parseGGUF } from "../core/gguf.ts";
 import type { GGUFFile } from "../core/gguf.ts";
 import { Model } from "../core/model.ts";
 import { dequantize, quantize } from "../core/quant.ts";
-import { SparsityRecorder } from "../core/stats.ts";
+import { crossEntropySum, SparsityRecorder } from "../core/stats.ts";
 import { numel } from "../core/tensor.ts";
 import { chooseBackend } from "../plugins/registry.ts";
 
@@ -55,26 +55,12 @@ function predictorTypes(file: GGUFFile): string {
   return [...s].join("+");
 }
 
-/** Mean next-token cross-entropy (nats) of `logits` `[n, vocab]` against `tokens[1..]`. */
-function crossEntropySum(logits: Float32Array, tokens: number[], vocab: number): number {
-  let sum = 0;
-  for (let t = 0; t + 1 < tokens.length; t++) {
-    const row = logits.subarray(t * vocab, (t + 1) * vocab);
-    let max = -Infinity;
-    for (const v of row) max = Math.max(max, v);
-    let z = 0;
-    for (const v of row) z += Math.exp(v - max);
-    sum += Math.log(z) + max - row[tokens[t + 1]];
-  }
-  return sum;
-}
-
 /** Loss over the windows with `predictor`, and the recorder's summary when asked. */
 function run(m: Model, windows: number[][], rec?: SparsityRecorder): number {
   let sum = 0, n = 0;
   for (const w of windows) {
     const logits = m.eval(m.newState(), w, true, rec);
-    sum += crossEntropySum(logits, w, m.config.nVocab);
+    sum += crossEntropySum(logits, w.slice(1), m.config.nVocab);
     n += w.length - 1;
   }
   return sum / n;

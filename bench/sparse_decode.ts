@@ -43,9 +43,9 @@ import type { NativeBackend } from "../plugins/_native/backend.ts";
 import { X86 } from "../plugins/_native/libs.ts";
 import { library } from "../plugins/_native/loader.ts";
 import { chooseBackend } from "../plugins/registry.ts";
-import { FC2_TENSORS, rewriteTensors, type SynthOptions } from "../tools/synth.ts";
+import type { SynthOptions } from "../tools/synth.ts";
 import { median, readBandwidth } from "./_native.ts";
-import { ensure, fixedBytes } from "./_sparse_files.ts";
+import { ensure, ensureActive, fixedBytes } from "./_sparse_files.ts";
 
 const arg = (name: string, dflt: string) => {
   const i = Deno.args.indexOf(name);
@@ -165,18 +165,7 @@ for (const dname of arg("--dtype", "f16,q4_0").split(",")) {
     const p = preds[0];
     const path = `build/bench/7b-${tag}-pwri${predTag(p)}.gguf`;
     for (const a of actives) {
-      try {
-        Deno.statSync(path);
-        const secs = performance.now();
-        const n = await rewriteTensors(path, sparseShape(a, p), FC2_TENSORS);
-        const s = (performance.now() - secs) / 1000;
-        console.error(
-          `rewrote fc2 of ${path} for ${a}: ${(n / 1e6).toFixed(0)} MB in ${s.toFixed(1)} s`,
-        );
-      } catch (e) {
-        if (!(e instanceof Deno.errors.NotFound)) throw e;
-      }
-      const [file, mapped] = await ensure(path, sparseShape(a, p));
+      const [file, mapped] = await ensureActive(path, sparseShape(a, p));
       const pn = dtypeName(p);
       const configs = [
         sparseConfig(`dense predictor (same file)`, file, plain, "dense"),

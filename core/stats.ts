@@ -158,3 +158,24 @@ function ratios(truth: number, hits: number, predicted: number, cells: number) {
     precision: predicted > 0 ? hits / predicted : 1,
   };
 }
+
+/**
+ * The next-token loss of a run: Σ over t < targets.length of the cross-entropy (nats) of
+ * logits row t (`[n, nVocab]`) against `targets[t]`. Divide by targets.length for the mean.
+ */
+export function crossEntropySum(
+  logits: Float32Array,
+  targets: ArrayLike<number>,
+  nVocab: number,
+): number {
+  let total = 0;
+  for (let t = 0; t < targets.length; t++) {
+    const row = logits.subarray(t * nVocab, (t + 1) * nVocab);
+    let max = -Infinity;
+    for (const v of row) max = Math.max(max, v);
+    let sum = 0;
+    for (const v of row) sum += Math.exp(v - max);
+    total += max + Math.log(sum) - row[targets[t]];
+  }
+  return total;
+}

@@ -164,7 +164,7 @@ export class OpQueue {
     if (
       !this.fuse || !this.fuseSelect || this.#mm.length !== 1 || m.nTok !== 1 || n !== m.w.rows ||
       f.res || f.sel ||
-      Deno.UnsafePointer.value(score) !== Deno.UnsafePointer.value(m.out.ptr) ||
+      !Deno.UnsafePointer.equals(score, m.out.ptr) ||
       fusedOf(this.lib, m.w.type) === null
     ) return false;
     f.sel = { idx, thr };

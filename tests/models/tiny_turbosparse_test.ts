@@ -7,7 +7,7 @@
  */
 
 import assert from "node:assert/strict";
-import { SparsityRecorder } from "../../core/stats.ts";
+import { crossEntropySum, SparsityRecorder } from "../../core/stats.ts";
 import { loadModel } from "../../mod.ts";
 
 const MODEL = new URL("../../models/tiny-turbosparse.gguf", import.meta.url).pathname;
@@ -15,16 +15,7 @@ const TEXT = await Deno.readTextFile(new URL("../fixtures/models/heldout.txt", i
 
 /** Mean next-token cross-entropy (nats) of `logits` `[n, vocab]` against `tokens[1..]`. */
 function crossEntropy(logits: Float32Array, tokens: number[], vocab: number): number {
-  let sum = 0;
-  for (let t = 0; t + 1 < tokens.length; t++) {
-    const row = logits.subarray(t * vocab, (t + 1) * vocab);
-    let max = -Infinity;
-    for (const v of row) max = Math.max(max, v);
-    let z = 0;
-    for (const v of row) z += Math.exp(v - max);
-    sum += Math.log(z) + max - row[tokens[t + 1]];
-  }
-  return sum / (tokens.length - 1);
+  return crossEntropySum(logits, tokens.slice(1), vocab) / (tokens.length - 1);
 }
 
 Deno.test("tiny-turbosparse matches its model card on held-out text", async () => {

@@ -10,6 +10,7 @@
  * @module
  */
 
+import { crossEntropySum } from "../../core/stats.ts";
 import { loadModel } from "../../mod.ts";
 
 const WINDOW = 512;
@@ -20,20 +21,6 @@ async function readNpyU16(path: string): Promise<Uint16Array> {
   const headerLen = b[8] | (b[9] << 8);
   const start = 10 + headerLen;
   return new Uint16Array(b.buffer.slice(b.byteOffset + start, b.byteOffset + b.length));
-}
-
-/** Mean cross-entropy (nats) of logits [n, nVocab] against the n next tokens. */
-function meanLoss(logits: Float32Array, targets: readonly number[], nVocab: number): number {
-  let total = 0;
-  for (let t = 0; t < targets.length; t++) {
-    const row = logits.subarray(t * nVocab, (t + 1) * nVocab);
-    let max = -Infinity;
-    for (const v of row) max = Math.max(max, v);
-    let sum = 0;
-    for (const v of row) sum += Math.exp(v - max);
-    total += max + Math.log(sum) - row[targets[t]];
-  }
-  return total / targets.length;
 }
 
 if (import.meta.main) {
@@ -52,7 +39,8 @@ if (import.meta.main) {
     if (kind === "lowrank" && !model.config.sparseFormat) continue;
     model.setPredictor(kind);
     const logits = model.eval(model.newState(), window.slice(0, WINDOW), true);
-    const loss = meanLoss(logits, window.slice(1), nVocab);
+    const targets = window.slice(1),
+      loss = crossEntropySum(logits, targets, nVocab) / targets.length;
     console.log(`  window 0 loss (${kind}): ${loss.toFixed(4)}`);
   }
   model.close();

@@ -13,8 +13,9 @@
  *
  * `--sparse F` makes every FFN sparse (PowerInfer layout) with a rank-`--rank` (1024) low-rank
  * predictor whose per-layer thresholds are calibrated on two tokens to keep a fraction F of
- * the neurons. The activation is swiglu, so every selected neuron also reads its down row
- * (dReLU on random weights would zero ~3/4 of them and flatter the number).
+ * the neurons (`--pred q8_0|q4_0`: quantised predictor weights, in the device's group layouts).
+ * The activation is swiglu, so every selected neuron also reads its down row (dReLU on random
+ * weights would zero ~3/4 of them and flatter the number).
  *
  * @example
  * ```sh
@@ -26,7 +27,7 @@
  */
 
 import type { ModelConfig } from "../core/config.ts";
-import { parseDType } from "../core/dtype.ts";
+import { blockOf, DType, parseDType } from "../core/dtype.ts";
 import { forward, MAX_BATCH, RunState } from "../core/forward.ts";
 import { lowRankPredictor, type Predictor } from "../core/predictor.ts";
 import type { Weight } from "../core/backend.ts";
@@ -45,6 +46,8 @@ const nDecode = Number(arg("--decode", "128"));
 const jsonPath = arg("--json", "");
 const sparse = Number(arg("--sparse", "0")); // fraction of active neurons; 0 = dense FFNs
 const rank = Number(arg("--rank", "1024"));
+// the predictor's weights: the model's type (default), or Q8_0 / Q4_0 (device group layouts)
+const predType = parseDType(arg("--pred", arg("--dtype", "f16")));
 const quick = Deno.args.includes("--quick"); // skip the per-shape tables and the A/B reruns
 const breakdownOn = Deno.args.includes("--breakdown"); // time each part of a layer
 
@@ -77,7 +80,9 @@ console.log(`device: ${be.device}`);
 let seed = 1;
 const mat = (name: string, rows: number, cols: number) =>
   be.randomWeight(name, dtype, [rows, cols], seed++, Math.sqrt(3 / cols));
-const norm = (name: string) => be.randomWeight(name, dtype, [cfg.nEmbd], seed++, 0.1, 1);
+// norm weights stay F32 in a quantised model, as in its GGUF file
+const normType = dtype === DType.Q8_0 || dtype === DType.Q4_0 ? DType.F32 : dtype;
+const norm = (name: string) => be.randomWeight(name, normType, [cfg.nEmbd], seed++, 0.1, 1);
 const { nEmbd, nFF, nHead, nKV, headDim, nVocab } = cfg;
 const t0 = performance.now();
 const layers: Layer[] = [];
@@ -97,7 +102,16 @@ for (let l = 0; l < nLayer; l++) {
         gate: mat(`blk.${l}.ffn_gate`, nFF, nEmbd),
         up: mat(`blk.${l}.ffn_up`, nFF, nEmbd),
         downT: mat(`blk.${l}.ffn_down_t`, nFF, nEmbd),
-        lowRank: { fc1: mat(`blk.${l}.fc1`, rank, nEmbd), fc2: mat(`blk.${l}.fc2`, nFF, rank) },
+        lowRank: {
+          fc1: be.randomWeight(
+            `blk.${l}.fc1`,
+            predType,
+            [rank, nEmbd],
+            seed++,
+            Math.sqrt(3 / nEmbd),
+          ),
+          fc2: be.randomWeight(`blk.${l}.fc2`, predType, [nFF, rank], seed++, Math.sqrt(3 / rank)),
+        },
         threshold: 0, // calibrated below
       }
       : {
@@ -117,11 +131,13 @@ const w: Weights = {
   output: mat("output", nVocab, nEmbd),
 };
 be.sync();
+// bytes per weight of a type (its blocks)
+const per = (t: DType) => blockOf(t).bytes / blockOf(t).elems;
 const ffnBytes = sparse > 0
-  ? (rank * nEmbd + nFF * rank + sparse * 3 * nFF * nEmbd) * 2 // predictor + active rows
-  : 3 * nFF * nEmbd * 2;
-const perLayer = (2 * nHead * headDim * nEmbd + 2 * nKV * headDim * nEmbd) * 2 + ffnBytes;
-const tokenBytes = nLayer * perLayer + nVocab * nEmbd * 2; // weights read per decoded token
+  ? (rank * nEmbd + nFF * rank) * per(predType) + sparse * 3 * nFF * nEmbd * per(dtype) // predictor + rows
+  : 3 * nFF * nEmbd * per(dtype);
+const perLayer = (2 * nHead * headDim * nEmbd + 2 * nKV * headDim * nEmbd) * per(dtype) + ffnBytes;
+const tokenBytes = nLayer * perLayer + nVocab * nEmbd * per(dtype); // weights read per token
 console.log(
   `weights: ${(tokenBytes / 1e9).toFixed(2)} GB read per token, made in ` +
     `${((performance.now() - t0) / 1000).toFixed(1)} s`,
@@ -354,6 +370,7 @@ if (jsonPath) {
         nLayer,
         sparse,
         rank,
+        pred: arg("--pred", arg("--dtype", "f16")),
         active,
         bandwidth,
         matvec,

@@ -1,5 +1,6 @@
-// Matvec for one token with x held in registers: out[r] = Σ_c W[r, c] · x[c], F16/BF16,
-// cols % 8 == 0, cols ≤ 16384 (the decode shapes of a 7B model).
+// Matvec for one token with x held in registers: out[r] = Σ_c W[r, c] · x[c], F16/BF16 and
+// Q8_0/Q4_0 (their device layouts of aligned groups, ts_cuda.h), cols % 8 == 0, cols ≤ 16384 (the
+// decode shapes of a 7B model).
 //
 // The general kernel (matvec.cu) reads 32 bytes of x through L1 for every 16 bytes of weight,
 // so the load pipe, not DRAM, caps it near 75% of the bandwidth. Here a block of 8 warps reads
@@ -9,6 +10,10 @@
 // stacked; a gate/up pair reads both rows, ROWS = 2); the 8 warps' sums meet in shared memory
 // (double-buffered, one barrier per R rows). Deterministic: fixed order, no atomics. Before
 // the PDL wait, the block asks L2 for its first rows.
+//
+// Q8_0/Q4_0: each lane quantises its x to int8 (per 32 values, as the CPU backends do) and
+// takes int8 dot products (__dp4a): one int-to-float conversion per 8 weights instead of 8
+// (conversions issue at a quarter of the FMA rate), and no float copy of x in registers.
 //
 // Fused variants (ts_matvec_fused_*, one decode token; plugins/cuda/_queue.ts picks them, the
 // plain ops stay as the twin and fallback): an rmsnorm prologue (the block holds all of x, so
@@ -23,6 +28,14 @@
 constexpr int XR_THREADS = MV_WARPS * 32;  // 256: one row is read by the whole block
 constexpr int XR_MAX_CPL = 8;              // chunks per lane: cols ≤ 8 · 256 · 8
 
+// Rows per block step: about MV_LOADS chunk loads in flight per lane (16 bytes for F16/BF16,
+// 8 for Q8_0, 4 for Q4_0). Twice as many Q8_0/Q4_0 chunks cost registers and resident blocks
+// (H200, BENCHMARKS.md): a 7–10% slower sparse decode with Q8_0 predictors (float-converting
+// kernel), a 32% slower dense decode of a Q8_0 model (int8 dot products).
+template <int CPL, int ROWS>
+__host__ __device__ constexpr int xr_rows() {
+  return CPL * ROWS >= MV_LOADS ? 1 : MV_LOADS / (CPL * ROWS);
+}
 // Row g of the stacked batch: its job and the row's pointer(s).
 __device__ __forceinline__ int xr_job(const MvBatch& b, int g) {
   int j = 0;
@@ -171,7 +184,7 @@ __device__ void xr_select(const MvBatch& b, int total, int g0, int g1) {
 template <int T, int CPL, int ROWS, int SPLIT>
 __global__ void __launch_bounds__(XR_THREADS)
 matvec_xreg_kernel(MvBatch b, int total, const float* x, int cols, size_t row_bytes, int prefetch) {
-  constexpr int R = CPL * ROWS >= MV_LOADS ? 1 : MV_LOADS / (CPL * ROWS);
+  constexpr int R = xr_rows<CPL, ROWS>();
   constexpr int LANES = XR_THREADS / SPLIT, WPS = MV_WARPS / SPLIT, STEP = R * SPLIT;
   __shared__ float red[2][MV_WARPS][R][ROWS];
   const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31, n_chunk = cols >> 3;
@@ -189,8 +202,8 @@ matvec_xreg_kernel(MvBatch b, int total, const float* x, int cols, size_t row_by
 #pragma unroll
       for (int u = 0; u < CPL; u++) {
         if (i0 + LANES * u < n_chunk) {
-          prefetch_l2(b.job[j].w + off + 16 * (size_t)(i0 + LANES * u));
-          if (ROWS == 2) prefetch_l2(b.job[j].w2 + off + 16 * (size_t)(i0 + LANES * u));
+          prefetch_l2(chunk_at<T>(b.job[j].w + off, (i0 + LANES * u) * 8));
+          if (ROWS == 2) prefetch_l2(chunk_at<T>(b.job[j].w2 + off, (i0 + LANES * u) * 8));
         }
       }
     }
@@ -211,6 +224,15 @@ matvec_xreg_kernel(MvBatch b, int total, const float* x, int cols, size_t row_by
     }
   }
   if (b.norm_w) xr_norm<CPL, SPLIT>(b, xr, i0, n_chunk, cols);
+  // Q8_0/Q4_0: x as int8 blocks (int8 dot products; ts_cuda.h, xq_pack)
+  constexpr bool QX = T == TS_Q8_0 || T == TS_Q4_0;
+  uint32_t xa[CPL], xb[CPL];
+  float xd[CPL];
+  int xs[CPL];
+  if constexpr (QX) {
+#pragma unroll
+    for (int u = 0; u < CPL; u++) xq_pack<T>(xr[u], xa[u], xb[u], xd[u], xs[u]);
+  }
   int buf = 0;
   for (int gs = g0; gs < g1; gs += STEP, buf ^= 1) {
     Chunk<T> w[R][ROWS][CPL];
@@ -238,10 +260,14 @@ matvec_xreg_kernel(MvBatch b, int total, const float* x, int cols, size_t row_by
 #pragma unroll
           for (int u = 0; u < CPL; u++) {
             if (i0 + LANES * u < n_chunk) {
-              float f[8];
-              w[r][q][u].get(f);
+              if constexpr (QX) {
+                acc += w[r][q][u].dotq(xa[u], xb[u], xd[u], xs[u]);
+              } else {
+                float f[8];
+                w[r][q][u].get(f);
 #pragma unroll
-              for (int e = 0; e < 8; e++) acc += f[e] * xr[u][e];
+                for (int e = 0; e < 8; e++) acc += f[e] * xr[u][e];
+              }
             }
           }
         }
@@ -283,7 +309,7 @@ static void xreg_launch(MvBatch b, int total, const float* x, int cols, int pref
         &per_sm, matvec_xreg_kernel<T, CPL, ROWS, SPLIT>, XR_THREADS, 0);
     if (per_sm < 1) per_sm = 1;
   }
-  constexpr int R = CPL * ROWS >= MV_LOADS ? 1 : MV_LOADS / (CPL * ROWS);
+  constexpr int R = xr_rows<CPL, ROWS>();
   const int resident = per_sm * (ts_sm_count() > 0 ? ts_sm_count() : 132);
   const int steps = (total + R * SPLIT - 1) / (R * SPLIT);
   int grid = steps < resident ? steps : resident;
@@ -299,7 +325,7 @@ static void xreg_launch(MvBatch b, int total, const float* x, int cols, int pref
 
 template <int T, int ROWS>
 bool matvec_xreg(MvBatch b, const float* x, int cols, int prefetch) {
-  if (T != TS_F16 && T != TS_BF16) return false;
+  if (T != TS_F16 && T != TS_BF16 && T != TS_Q8_0 && T != TS_Q4_0) return false;
   if (cols % 8 != 0 || cols > 256 * 8 * XR_MAX_CPL || cols == 0) return false;
   int total = 0;
   for (int j = 0; j < b.n_job; j++) b.job[j].block0 = total, total += b.job[j].rows;
@@ -372,3 +398,5 @@ static int matvec_fused(MvBatch b, const float* x, int cols) {
 
 TS_FUSED(f16, TS_F16)
 TS_FUSED(bf16, TS_BF16)
+TS_FUSED(q8_0, TS_Q8_0)
+TS_FUSED(q4_0, TS_Q4_0)

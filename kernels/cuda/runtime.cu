@@ -164,9 +164,46 @@ __global__ void fill_kernel(void* p, int type, size_t n, uint32_t seed, float sc
   }
 }
 
-// Bench only: fill n elements (F32, F16 or BF16) with bias + scale·U(-1, 1), on the device.
+// Q8_0 in the device's group layout (ts_cuda.h), n a multiple of 256: every scale scale/127,
+// every value a uniform int8 in [-127, 127], so the values are scale·U(-1, 1) on a grid.
+__global__ void fill_q8_kernel(uint8_t* p, size_t n, uint32_t seed, float scale) {
+  size_t stride = (size_t)gridDim.x * blockDim.x;
+  for (size_t i = blockIdx.x * (size_t)blockDim.x + threadIdx.x; i < n; i += stride) {
+    uint8_t* g = p + (i / Q8G_VALUES) * Q8G_BYTES;
+    const int k = (int)(i % Q8G_VALUES);
+    g[16 + k] = (uint8_t)(int8_t)rintf(127.f * hash_uniform(i, seed));
+    if (k % 32 == 0) reinterpret_cast<__half*>(g)[k / 32] = __float2half(scale / 127.f);
+  }
+}
+
+// Q4_0 in the device's group layout (ts_cuda.h), n a multiple of 256: every scale scale/7,
+// every nibble uniform in 1..15, so the values are scale·U(-1, 1) on a grid of 15.
+__global__ void fill_q4_kernel(uint8_t* p, size_t n, uint32_t seed, float scale) {
+  size_t stride = (size_t)gridDim.x * blockDim.x;
+  for (size_t i = blockIdx.x * (size_t)blockDim.x + threadIdx.x; i < n / 2; i += stride) {
+    const size_t v = 2 * i;  // values v and v + 1 share byte i of the group's nibbles
+    uint8_t* g = p + (v / Q4G_VALUES) * Q4G_BYTES;
+    const int k = (int)(v % Q4G_VALUES);
+    const int lo = 8 + (int)rintf(7.f * hash_uniform(v, seed));
+    const int hi = 8 + (int)rintf(7.f * hash_uniform(v + 1, seed));
+    g[16 + k / 2] = (uint8_t)(lo | (hi << 4));
+    if (k % 32 == 0) reinterpret_cast<__half*>(g)[k / 32] = __float2half(scale / 7.f);
+  }
+}
+
+// Bench only: fill n elements with bias + scale·U(-1, 1) on the device: F32, F16, BF16, or
+// Q8_0 and Q4_0 (device layout, n a multiple of 256, no bias).
 TS_EXPORT int ts_cuda_fill_random(void* p, int type, int64_t n, int seed, float scale,
                                   float bias) {
+  if (type == TS_Q8_0 || type == TS_Q4_0) {
+    if (n % Q8G_VALUES != 0 || bias != 0.f) return (int)cudaErrorInvalidValue;
+    if (type == TS_Q8_0) {
+      fill_q8_kernel<<<g_sms * 16, 256, 0, g_stream>>>((uint8_t*)p, (size_t)n, (uint32_t)seed, scale);
+    } else {
+      fill_q4_kernel<<<g_sms * 16, 256, 0, g_stream>>>((uint8_t*)p, (size_t)n, (uint32_t)seed, scale);
+    }
+    return ts_launch_status();
+  }
   if (type != TS_F32 && type != TS_F16 && type != TS_BF16) return (int)cudaErrorInvalidValue;
   fill_kernel<<<g_sms * 16, 256, 0, g_stream>>>(p, type, (size_t)n, (uint32_t)seed, scale, bias);
   return ts_launch_status();

@@ -271,8 +271,8 @@ static int down_sparse(float* out, const uint8_t* down_t, const float* act, cons
   if (!part) return (int)cudaErrorMemoryAllocation;
   const size_t rb = ts_row_bytes(T, cols);
   dim3 grid(gx, n_split);
-  // 8-column groups need 16-byte aligned rows for the float types (F32: cols % 4 suffices).
-  const bool vec = cols % 8 == 0 && (T == TS_F16 || T == TS_BF16 || T == TS_F32 || cols % 32 == 0);
+  // 8-column groups need aligned rows: any cols % 8 (Q8_0 and Q4_0 in their device groups).
+  const bool vec = cols % 8 == 0;
   if (vec) ts_launch(down_sparse_kernel<T, true>, grid, DS_WARPS * 32, part, down_t, act, idx, cols, rb);
   else ts_launch(down_sparse_kernel<T, false>, grid, DS_WARPS * 32, part, down_t, act, idx, cols, rb);
   ts_launch(sum_splits_kernel, grid_of(cols, 256), 256, out, part, cols, n_split, res_out, res_a);

@@ -11,7 +11,7 @@
 #include <stdint.h>
 
 // Bump on any change of an exported signature; plugins/cuda/_ffi.ts checks it at load.
-#define TS_CUDA_ABI_VERSION 5
+#define TS_CUDA_ABI_VERSION 6
 
 #define TS_EXPORT extern "C" __attribute__((visibility("default")))
 
@@ -92,46 +92,63 @@ struct Elems<TS_BF16> {
   }
 };
 
-// Q8_0: 34-byte blocks of 32 values, f16 scale then 32 int8; 2-byte aligned only.
+// Q8_0 on the device: each row in groups of 8 GGUF blocks (256 values), a group being the 8
+// f16 scales (16 bytes) then the 256 int8 values; a short last group is padded to 272 bytes.
+// The backend repacks GGUF's 34-byte blocks (2-byte aligned only) at upload
+// (plugins/cuda/_layout.ts), so every group and every 8 values are aligned (16 and 8 bytes).
+// Value c = scale[c / 32] · q[c].
+constexpr int Q8G_VALUES = 256, Q8G_BYTES = 272;
+
 template <>
 struct Elems<TS_Q8_0> {
+  static __device__ __forceinline__ const uint8_t* group(const uint8_t* row, int c) {
+    return row + (size_t)(c >> 8) * Q8G_BYTES;
+  }
+  static __device__ __forceinline__ float scale(const uint8_t* g, int c) {
+    return f16_bits(reinterpret_cast<const uint16_t*>(g)[(c >> 5) & 7]);
+  }
   static __device__ __forceinline__ float one(const uint8_t* row, int c) {
-    const uint8_t* b = row + (size_t)(c >> 5) * 34;
-    return f16_bits(*reinterpret_cast<const uint16_t*>(b)) * (float)(int8_t)b[2 + (c & 31)];
+    const uint8_t* g = group(row, c);
+    return scale(g, c) * (float)(int8_t)g[16 + (c & 255)];
   }
   static __device__ __forceinline__ void eight(const uint8_t* row, int c, float* v) {
-    const uint8_t* b = row + (size_t)(c >> 5) * 34;
-    const uint16_t* q = reinterpret_cast<const uint16_t*>(b + 2 + (c & 31));
-    float d = f16_bits(*reinterpret_cast<const uint16_t*>(b));
+    const uint8_t* g = group(row, c);
+    const uint2 q = *reinterpret_cast<const uint2*>(g + 16 + (c & 255));
+    const float d = scale(g, c);
 #pragma unroll
     for (int i = 0; i < 4; i++) {
-      uint16_t p = q[i];
-      v[2 * i] = d * (float)(int8_t)(p & 0xff), v[2 * i + 1] = d * (float)(int8_t)(p >> 8);
+      v[i] = d * (float)(int8_t)(q.x >> (8 * i));
+      v[4 + i] = d * (float)(int8_t)(q.y >> (8 * i));
     }
   }
 };
 
-// Q4_0: 18-byte blocks, f16 scale then 16 bytes; byte j holds value j (low nibble) and
-// value j + 16 (high nibble); value = d * (nibble - 8).
+// Q4_0 on the device: each row in groups of 8 GGUF blocks (256 values), a group being the 8
+// f16 scales (16 bytes) then 128 bytes of nibbles, byte k holding values 2k (low nibble) and
+// 2k + 1 (high); a short last group is padded to 144 bytes. The backend repacks GGUF's 18-byte
+// blocks (value j and j + 16 share a byte there) at upload (plugins/cuda/_layout.ts), so 8
+// consecutive values are one aligned 4-byte word. Value c = scale[c / 32] · (nibble - 8).
+constexpr int Q4G_VALUES = 256, Q4G_BYTES = 144;
+
 template <>
 struct Elems<TS_Q4_0> {
+  static __device__ __forceinline__ const uint8_t* group(const uint8_t* row, int c) {
+    return row + (size_t)(c >> 8) * Q4G_BYTES;
+  }
+  static __device__ __forceinline__ float scale(const uint8_t* g, int c) {
+    return f16_bits(reinterpret_cast<const uint16_t*>(g)[(c >> 5) & 7]);
+  }
   static __device__ __forceinline__ float one(const uint8_t* row, int c) {
-    const uint8_t* b = row + (size_t)(c >> 5) * 18;
-    int j = c & 31;
-    int nib = j < 16 ? (b[2 + j] & 15) : (b[2 + j - 16] >> 4);
-    return f16_bits(*reinterpret_cast<const uint16_t*>(b)) * (float)(nib - 8);
+    const uint8_t* g = group(row, c);
+    const int nib = (g[16 + ((c & 255) >> 1)] >> (4 * (c & 1))) & 15;
+    return scale(g, c) * (float)(nib - 8);
   }
   static __device__ __forceinline__ void eight(const uint8_t* row, int c, float* v) {
-    const uint8_t* b = row + (size_t)(c >> 5) * 18;
-    int j = c & 31, shift = j < 16 ? 0 : 4;
-    const uint16_t* q = reinterpret_cast<const uint16_t*>(b + 2 + (j & 15));
-    float d = f16_bits(*reinterpret_cast<const uint16_t*>(b));
+    const uint8_t* g = group(row, c);
+    const uint32_t q = *reinterpret_cast<const uint32_t*>(g + 16 + ((c & 255) >> 1));
+    const float d = scale(g, c);
 #pragma unroll
-    for (int i = 0; i < 4; i++) {
-      uint16_t p = q[i];
-      v[2 * i] = d * (float)((int)((p >> shift) & 15) - 8);
-      v[2 * i + 1] = d * (float)((int)((p >> (8 + shift)) & 15) - 8);
-    }
+    for (int i = 0; i < 8; i++) v[i] = d * (float)((int)((q >> (4 * i)) & 15) - 8);
   }
 };
 
@@ -174,6 +191,102 @@ struct Chunk<TS_BF16> {
   }
 };
 
+// Q8_0 (the device's group layout): the 8 values as 8 raw bytes and their scale.
+__device__ __forceinline__ uint2 ld_stream8(const void* p) {
+  uint2 v;
+  asm volatile("ld.global.nc.L1::no_allocate.v2.u32 {%0,%1}, [%2];" : "=r"(v.x), "=r"(v.y) : "l"(p));
+  return v;
+}
+
+template <>
+struct Chunk<TS_Q8_0> {
+  uint2 q;
+  float d;
+  __device__ __forceinline__ void load(const uint8_t* row, int c) {
+    const uint8_t* g = Elems<TS_Q8_0>::group(row, c);
+    q = ld_stream8(g + 16 + (c & 255));
+    d = Elems<TS_Q8_0>::scale(g, c);
+  }
+  __device__ __forceinline__ void get(float* o) const {
+#pragma unroll
+    for (int i = 0; i < 4; i++) {
+      o[i] = d * (float)(int8_t)(q.x >> (8 * i));
+      o[4 + i] = d * (float)(int8_t)(q.y >> (8 * i));
+    }
+  }
+  // Σ w·x over the 8 values against x quantised by xq_pack<TS_Q8_0> (scale dx, packed a, b):
+  // two int8 dot products and one conversion instead of eight (I2F runs at a quarter rate).
+  __device__ __forceinline__ float dotq(uint32_t a, uint32_t b, float dx, int) const {
+    return d * dx * (float)__dp4a((int)q.y, (int)b, __dp4a((int)q.x, (int)a, 0));
+  }
+};
+
+// Q4_0 (the device's group layout): the 8 values as one 4-byte word and their scale.
+__device__ __forceinline__ uint32_t ld_stream4(const void* p) {
+  uint32_t v;
+  asm volatile("ld.global.nc.L1::no_allocate.u32 %0, [%1];" : "=r"(v) : "l"(p));
+  return v;
+}
+
+template <>
+struct Chunk<TS_Q4_0> {
+  uint32_t q;
+  float d;
+  __device__ __forceinline__ void load(const uint8_t* row, int c) {
+    const uint8_t* g = Elems<TS_Q4_0>::group(row, c);
+    q = ld_stream4(g + 16 + ((c & 255) >> 1));
+    d = Elems<TS_Q4_0>::scale(g, c);
+  }
+  __device__ __forceinline__ void get(float* o) const {
+#pragma unroll
+    for (int i = 0; i < 8; i++) o[i] = d * (float)((int)((q >> (4 * i)) & 15) - 8);
+  }
+  // As Chunk<TS_Q8_0>::dotq, x packed even values (a) and odd values (b), sx = Σ x_q:
+  // Σ (nibble - 8)·x = Σ nibble·x - 8·sx.
+  __device__ __forceinline__ float dotq(uint32_t a, uint32_t b, float dx, int sx) const {
+    const int lo = (int)(q & 0x0f0f0f0fu), hi = (int)((q >> 4) & 0x0f0f0f0fu);
+    return d * dx * (float)(__dp4a(hi, (int)b, __dp4a(lo, (int)a, 0)) - 8 * sx);
+  }
+};
+
+// x of a quantised matvec: each lane's 8 values (one chunk; 4 neighbouring lanes hold a
+// 32-value block, lanes 4k .. 4k+3) as int8 with the block's scale, as the CPU backends
+// quantise x for their int8 dot products: dx = max |x| / 127, x_q = round(x / dx). Q8_0 packs
+// values 0-3 in a and 4-7 in b; Q4_0 the even values in a and the odd in b (its nibble order).
+template <int T>
+__device__ __forceinline__ void xq_pack(const float* x, uint32_t& a, uint32_t& b, float& dx,
+                                        int& sx) {
+  float m = 0.f;
+#pragma unroll
+  for (int e = 0; e < 8; e++) m = fmaxf(m, fabsf(x[e]));
+  m = fmaxf(m, __shfl_xor_sync(0xffffffffu, m, 1));
+  m = fmaxf(m, __shfl_xor_sync(0xffffffffu, m, 2));
+  const float inv = m > 0.f ? 127.f / m : 0.f;
+  int q[8];
+  sx = 0;
+#pragma unroll
+  for (int e = 0; e < 8; e++) q[e] = __float2int_rn(x[e] * inv), sx += q[e];
+  const auto pk = [](int p0, int p1, int p2, int p3) {
+    return (uint32_t)(p0 & 255) | (uint32_t)(p1 & 255) << 8 | (uint32_t)(p2 & 255) << 16 |
+           (uint32_t)(p3 & 255) << 24;
+  };
+  if (T == TS_Q4_0) {
+    a = pk(q[0], q[2], q[4], q[6]), b = pk(q[1], q[3], q[5], q[7]);
+  } else {
+    a = pk(q[0], q[1], q[2], q[3]), b = pk(q[4], q[5], q[6], q[7]);
+  }
+  dx = m / 127.f;
+}
+
+// Where the values c .. c+7 of a row start (for L2 prefetches).
+template <int T>
+__device__ __forceinline__ const uint8_t* chunk_at(const uint8_t* row, int c) {
+  if (T == TS_Q8_0) return Elems<TS_Q8_0>::group(row, c) + 16 + (c & 255);
+  if (T == TS_Q4_0) return Elems<TS_Q4_0>::group(row, c) + 16 + ((c & 255) >> 1);
+  if (T == TS_F32) return row + 4 * (size_t)c;
+  return row + 2 * (size_t)c;
+}
+
 // Ask L2 to fetch the line holding p (no register waits for it).
 __device__ __forceinline__ void prefetch_l2(const void* p) {
   asm volatile("prefetch.global.L2 [%0];" ::"l"(p));
@@ -185,8 +298,8 @@ static inline size_t ts_row_bytes(int t, int cols) {
     case TS_F32: return (size_t)cols * 4;
     case TS_F16:
     case TS_BF16: return (size_t)cols * 2;
-    case TS_Q8_0: return (size_t)(cols / 32) * 34;
-    case TS_Q4_0: return (size_t)(cols / 32) * 18;
+    case TS_Q8_0: return (size_t)((cols + Q8G_VALUES - 1) / Q8G_VALUES) * Q8G_BYTES;  // groups
+    case TS_Q4_0: return (size_t)((cols + Q4G_VALUES - 1) / Q4G_VALUES) * Q4G_BYTES;  // groups
   }
   return 0;
 }

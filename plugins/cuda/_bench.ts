@@ -5,12 +5,16 @@
  * @module
  */
 
-import { DType } from "../../core/dtype.ts";
-import { numel, tensorBytes } from "../../core/tensor.ts";
+import { DType, dtypeName } from "../../core/dtype.ts";
+import { numel } from "../../core/tensor.ts";
+import { deviceBytes, GROUP_VALUES } from "./_layout.ts";
 import type { Ctx } from "./_args.ts";
 import { CudaWeight } from "./_buffers.ts";
 
-/** A weight of `bias + scale · U(-1, 1)` values made on the device (F32, F16 and BF16). */
+/**
+ * A weight of `bias + scale · U(-1, 1)` values made on the device: F32, F16 and BF16, or Q8_0
+ * and Q4_0 (in the device layout, rows of whole 256-value groups, no bias).
+ */
 export function randomWeight(
   c: Ctx,
   name: string,
@@ -20,7 +24,13 @@ export function randomWeight(
   scale: number,
   bias: number,
 ): CudaWeight {
-  const n = numel(shape), bytes = tensorBytes(type, shape);
+  const n = numel(shape), bytes = deviceBytes(type, shape);
+  const grouped = type === DType.Q8_0 || type === DType.Q4_0;
+  if (grouped && (shape[shape.length - 1] % GROUP_VALUES !== 0 || bias !== 0)) {
+    throw new Error(
+      `randomWeight ${name}: ${dtypeName(type)} needs rows of whole ${GROUP_VALUES}-value groups`,
+    );
+  }
   const fill = c.lib.symbols.ts_cuda_fill_random;
   const ptr = c.malloc(`weight ${name}`, bytes);
   c.check("randomWeight", fill(ptr, type, BigInt(n), seed, scale, bias));

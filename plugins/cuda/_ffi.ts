@@ -7,7 +7,7 @@
  */
 
 /** Must equal TS_CUDA_ABI_VERSION in kernels/cuda/ts_cuda.h. */
-export const ABI_VERSION = 5;
+export const ABI_VERSION = 6;
 
 const MATMUL = {
   parameters: ["pointer", "pointer", "pointer", "i32", "i32", "i32"],
@@ -127,6 +127,8 @@ export const SYMBOLS = {
   ts_matvec_batch_f16: MATVEC_BATCH,
   ts_matvec_fused_f16: MATVEC_FUSED,
   ts_matvec_fused_bf16: MATVEC_FUSED,
+  ts_matvec_fused_q8_0: MATVEC_FUSED,
+  ts_matvec_fused_q4_0: MATVEC_FUSED,
   ts_matvec_batch_bf16: MATVEC_BATCH,
   ts_matvec_batch_q8_0: MATVEC_BATCH,
   ts_matvec_batch_q4_0: MATVEC_BATCH,

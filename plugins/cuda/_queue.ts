@@ -2,7 +2,7 @@
  * The CUDA backend's held-back ops: a matmul, add, rope or KV-row store waits here until the
  * next op shows whether it merges (one launch for Q, K and V; the glu or relu in the matvec's
  * epilogue; add then rmsnorm as one kernel; two ropes in one launch; both KV rows in one).
- * For one token on F16/BF16 weights the matvec also absorbs its neighbours
+ * For one token on F16/BF16/Q8_0/Q4_0 weights the matvec also absorbs its neighbours
  * (kernels/cuda/matvec_xreg.cu): an rmsnorm whose output is the matvec's x (prologue), the
  * residual add of its output, and a select of its output (epilogues). When the kernel has no
  * fused form for the shapes, the plain ops run instead, in order.
@@ -399,6 +399,8 @@ function jobArgs(mm: Matmul[], epi: number, x: CudaBuf) {
 function fusedOf(lib: CudaLib, type: DType) {
   if (type === DType.F16) return lib.symbols.ts_matvec_fused_f16;
   if (type === DType.BF16) return lib.symbols.ts_matvec_fused_bf16;
+  if (type === DType.Q8_0) return lib.symbols.ts_matvec_fused_q8_0;
+  if (type === DType.Q4_0) return lib.symbols.ts_matvec_fused_q4_0;
   return null;
 }
 

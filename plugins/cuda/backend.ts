@@ -34,6 +34,7 @@ import { at, CudaBuf, CudaWeight } from "./_buffers.ts";
 import type { CudaLib } from "./_ffi.ts";
 import { StepGraphs } from "./_graph.ts";
 import { randomWeight, readBandwidth } from "./_bench.ts";
+import { toDevice } from "./_layout.ts";
 import { OpQueue } from "./_queue.ts";
 import { SparseOps } from "./_sparse.ts";
 
@@ -114,10 +115,14 @@ export class CudaBackend implements Backend {
           `bytes, got ${t.data.byteLength}`,
       );
     }
-    const ptr = this.#malloc(`weight ${t.name}`, bytes);
+    // Q8_0 and Q4_0 rows are regrouped into aligned groups on the device (_layout.ts)
+    const cols = t.shape.length === 0 ? 1 : t.shape[t.shape.length - 1];
+    const rows = cols === 0 ? 0 : numel(t.shape) / cols;
+    const data = toDevice(t.type, t.data, rows, cols);
+    const ptr = this.#malloc(`weight ${t.name}`, data.byteLength);
     this.#check(
       "weight",
-      this.#lib.symbols.ts_cuda_upload(ptr, 0n, t.data.subarray(0, bytes), BigInt(bytes)),
+      this.#lib.symbols.ts_cuda_upload(ptr, 0n, data, BigInt(data.byteLength)),
     );
     let f32: Deno.PointerObject | null = null;
     if (t.shape.length <= 1) {
@@ -126,7 +131,7 @@ export class CudaBackend implements Backend {
       f32 = this.#malloc(`weight ${t.name}`, n * 4);
       this.#check("weight", this.#lib.symbols.ts_cuda_upload(f32, 0n, host, BigInt(n * 4)));
     }
-    return new CudaWeight(t.name, t.type, [...t.shape], ptr, bytes, f32);
+    return new CudaWeight(t.name, t.type, [...t.shape], ptr, data.byteLength, f32);
   }
 
   /**

@@ -5,7 +5,11 @@
  * (long contexts).
  */
 
+import type { Backend } from "../../core/backend.ts";
+import type { ModelConfig } from "../../core/config.ts";
 import { DType, dtypeName } from "../../core/dtype.ts";
+import { forward, RunState } from "../../core/forward.ts";
+import type { Layer, Weights } from "../../core/weights.ts";
 import { ABI_VERSION, SYMBOLS } from "../../plugins/cuda/_ffi.ts";
 import { buildLibrary, findNvcc } from "../../plugins/cuda/_build.ts";
 import { type CudaBackend, plugin } from "../../plugins/cuda/mod.ts";
@@ -183,6 +187,17 @@ const EXTRA = [
   gemmCase(DType.F16, 3000, 1024, 1), // one token, short rows: two rows per block step
   gemmCase(DType.BF16, 77, 512, 1),
   gemmCase(DType.Q8_0, 64, 1024, 20),
+  // Q8_0 and Q4_0 in the device's groups of 8 blocks (Q4_0: values 2k, 2k + 1 in byte k): x in
+  // registers as int8, a short last group, the fused prologue and epilogues (a quantised
+  // predictor's fc1 and fc2)
+  ...[DType.Q8_0, DType.Q4_0].flatMap((t) => [
+    gemmCase(t, 3000, 1024, 1),
+    gemmCase(t, 77, 288, 1),
+    gemmCase(t, 33, 288, 5),
+    sideNorm(t, 1024, 4096),
+    fusedChain(t, 300, 1056),
+    downThenAdd(t, 600, 4096, 200),
+  ]),
   longAttention(1, 1000, 8, 2),
   longAttention(64, 448, 8, 2),
   longAttention(3, 2000, 32, 8),
@@ -213,26 +228,119 @@ Deno.test({
     const b = await plugin.open() as CudaBackend;
     try {
       const rows = 14336, cols = 1024;
-      const w = weightOf(b, DType.F16, [rows, cols], normals(rows * cols, 7));
       const x = upload(b, normals(cols, 8));
       const score = b.alloc(rows), idx = b.allocIndex(rows);
-      for (const thr of [-1e30, 0, 20, 1e30]) {
-        const lists: Int32Array[] = [];
-        for (const fuse of [true, false]) {
-          b.matvecFuse(fuse, fuse);
-          b.writeIndex(idx, Int32Array.of(5)); // stale contents must be overwritten
-          b.matmul(score, w, x, 1);
-          b.select(idx, score, 0, rows, thr);
-          lists.push(b.readIndex(idx));
-        }
-        const [f, p] = lists;
-        if (f.length !== p.length || f.some((v, i) => v !== p[i])) {
-          throw new Error(`threshold ${thr}: fused ${f.length} ids, plain ${p.length}`);
+      for (const type of [DType.F16, DType.Q8_0, DType.Q4_0]) {
+        const w = weightOf(b, type, [rows, cols], normals(rows * cols, 7));
+        for (const thr of [-1e30, 0, 20, 1e30]) {
+          const lists: Int32Array[] = [];
+          for (const fuse of [true, false]) {
+            b.matvecFuse(fuse, fuse);
+            b.writeIndex(idx, Int32Array.of(5)); // stale contents must be overwritten
+            b.matmul(score, w, x, 1);
+            b.select(idx, score, 0, rows, thr);
+            lists.push(b.readIndex(idx));
+          }
+          const [f, p] = lists;
+          if (f.length !== p.length || f.some((v, i) => v !== p[i])) {
+            throw new Error(
+              `${dtypeName(type)} threshold ${thr}: fused ${f.length} ids, plain ${p.length}`,
+            );
+          }
         }
       }
     } finally {
       b.matvecFuse(true);
       b.close();
+    }
+  },
+});
+
+/** Throws unless max |got - want| is within `tol` of max |want|. */
+function near(what: string, got: Float32Array, want: Float32Array, tol: number): void {
+  if (got.length !== want.length) {
+    throw new Error(`${what}: ${got.length} values, reference ${want.length}`);
+  }
+  let scale = 0, worst = 0;
+  for (const v of want) scale = Math.max(scale, Math.abs(v));
+  for (let i = 0; i < want.length; i++) {
+    const d = Math.abs(got[i] - want[i]);
+    worst = Math.max(worst, Number.isNaN(d) ? Infinity : d);
+  }
+  if (worst > tol * (scale || 1)) {
+    throw new Error(`${what}: max |Δ| ${worst} of max |ref| ${scale}, tolerance ${tol}`);
+  }
+}
+
+// A small F16 model (rows of more than 1024 columns, so Q/K/V take matvec_xreg's one-row steps;
+// rope over half of each head).
+function tinyModel(b: Backend, cfg: ModelConfig): Weights {
+  const { nEmbd, nFF, nHead, nKV, headDim, nVocab } = cfg;
+  let seed = 11;
+  const mat = (rows: number, cols: number) =>
+    weightOf(b, DType.F16, [rows, cols], normals(rows * cols, seed++, Math.sqrt(1 / cols)));
+  const norm = () => weightOf(b, DType.F32, [nEmbd], normals(nEmbd, seed++, 0.1).map((v) => 1 + v));
+  const layers: Layer[] = [];
+  for (let l = 0; l < cfg.nLayer; l++) {
+    layers.push({
+      attnNorm: norm(),
+      wq: mat(nHead * headDim, nEmbd),
+      wk: mat(nKV * headDim, nEmbd),
+      wv: mat(nKV * headDim, nEmbd),
+      wo: mat(nEmbd, nHead * headDim),
+      ffnNorm: norm(),
+      ffn: {
+        kind: "dense",
+        layer: l,
+        expert: -1,
+        gate: mat(nFF, nEmbd),
+        up: mat(nFF, nEmbd),
+        down: mat(nEmbd, nFF),
+      },
+    });
+  }
+  return { tokenEmbd: mat(nVocab, nEmbd), layers, outputNorm: norm(), output: mat(nVocab, nEmbd) };
+}
+
+Deno.test({
+  name: "cuda decode steps of a small F16 model give the reference's logits" +
+    (probe.score > 0 ? "" : ` — skipped: ${probe.reason}`),
+  ignore: probe.score <= 0,
+  async fn() {
+    const cfg: ModelConfig = {
+      arch: "llama",
+      name: "tiny-f16",
+      nEmbd: 2048,
+      nFF: 1024,
+      nLayer: 1,
+      nHead: 16,
+      nKV: 4,
+      headDim: 128,
+      nCtx: 96,
+      nVocab: 256,
+      ropeBase: 10000,
+      ropeDim: 64,
+      eps: 1e-5,
+      nExpert: 0,
+      nExpertUsed: 0,
+      glu: "swiglu",
+      sparseFormat: false,
+    };
+    const tokens = Int32Array.from({ length: 8 }, (_, i) => (i * 37 + 5) % cfg.nVocab);
+    const decode = (b: Backend) => {
+      const w = tinyModel(b, cfg), st = new RunState(b, cfg, cfg.nCtx), out: Float32Array[] = [];
+      forward(w, cfg, st, tokens.subarray(0, 4));
+      for (let t = 4; t < tokens.length; t++) {
+        out.push(forward(w, cfg, st, tokens.subarray(t, t + 1)));
+      }
+      return out;
+    };
+    const want = decode(new ReferenceBackend());
+    const b = await plugin.open();
+    try {
+      decode(b).forEach((l, t) => near(`decode step ${t}`, l, want[t], 1e-3));
+    } finally {
+      b.close?.();
     }
   },
 });

@@ -5,12 +5,14 @@
  * `writeGGUF` streams a large model one tensor at a time.
  *
  * Transposing F32, F16 and BF16 is exact; Q8_0 and Q4_0 are dequantised, transposed and
- * re-quantised (their blocks run along the other dimension), which rounds once more.
+ * re-quantised (their blocks run along the other dimension), which rounds once more. The
+ * predictors can be re-encoded on the way (`predictorType`, e.g. F16 → Q8_0: half the bytes
+ * a sparse decode step reads for them).
  *
  * @module
  */
 
-import { DType, dtypeName } from "./dtype.ts";
+import { blockOf, DType, dtypeName } from "./dtype.ts";
 import { type GGUFFile, GGUFType } from "./gguf.ts";
 import { meta, type MetaEntry, type TensorSpec } from "./gguf_write.ts";
 import { dequantize, quantize } from "./quant.ts";
@@ -42,7 +44,12 @@ export interface ToPowerInferOptions {
   readonly threshold?: number;
   /** `turbosparse.cats_thresholds`, one per layer (× expert). */
   readonly catsThresholds?: readonly number[];
+  /** Re-encode every predictor tensor (attached or already in the file) as this type. */
+  readonly predictorType?: DType;
 }
+
+/** Predictor tensors: `blk.N.fc1[.E].weight`, `blk.N.fc2[.E].weight`. */
+const PREDICTOR = /\.fc[12](\.\d+)?\.weight$/;
 
 /** Keys the conversions set themselves; copied keys with these names are dropped. */
 const SPARSE_KEYS = [POWERINFER_THRESHOLD, SPARSE_THRESHOLDS, CATS_THRESHOLDS];
@@ -78,11 +85,15 @@ export function toPowerInfer(
     if (m) {
       const name = `${m[1]}_t${m[2] ?? ""}${m[3] ?? ""}.weight`;
       out.push({ spec: transposedSpec(t, name), make: () => transpose(t) });
-    } else if (!/\.fc[12](\.\d+)?\.weight$/.test(t.name) || !o.predictors) {
+    } else if (PREDICTOR.test(t.name)) {
+      if (!o.predictors) out.push(recoded(t.name, t, o.predictorType));
+    } else {
       out.push({ spec: specOf(t), make: () => t.data });
     }
     const layer = /^blk\.(\d+)\.ffn_norm\.weight$/.exec(t.name);
-    if (layer && o.predictors) out.push(...predictorTensors(file, o.predictors, +layer[1]));
+    if (layer && o.predictors) {
+      out.push(...predictorTensors(file, o.predictors, +layer[1], o.predictorType));
+    }
   }
   return plan("PWRI", entries, out);
 }
@@ -93,7 +104,7 @@ export function toDense(file: GGUFFile, glu: string): ConvertPlan {
   entries.push(meta.str(ACTIVATION, glu));
   const out: { spec: TensorSpec; make: () => Uint8Array }[] = [];
   for (const t of file.tensors.values()) {
-    if (/\.fc[12](\.\d+)?\.weight$/.test(t.name)) continue;
+    if (PREDICTOR.test(t.name)) continue;
     const m = DOWN[1].exec(t.name);
     if (m) {
       const name = `${m[1]}${m[2] ?? ""}${m[3] ?? ""}.weight`;
@@ -114,7 +125,7 @@ function plan(
 }
 
 /** The predictor tensors of layer `l` (one pair, or one per expert) from `src`. */
-function predictorTensors(file: GGUFFile, src: TensorSource, l: number) {
+function predictorTensors(file: GGUFFile, src: TensorSource, l: number, type?: DType) {
   const arch = file.metadata.get("general.architecture");
   const nExpert = Number(file.metadata.get(`${arch}.expert_count`) ?? 0);
   const out: { spec: TensorSpec; make: () => Uint8Array }[] = [];
@@ -122,11 +133,50 @@ function predictorTensors(file: GGUFFile, src: TensorSource, l: number) {
     for (const fc of ["fc1", "fc2"]) {
       const name = `blk.${l}.${fc}${nExpert > 0 ? `.${e}` : ""}.weight`;
       if (!src.has(name)) throw new Error(`predictor source has no tensor "${name}"`);
-      const t = src.get(name);
-      out.push({ spec: { name, type: t.type, shape: t.shape }, make: () => t.data });
+      out.push(recoded(name, src.get(name), type));
     }
   }
   return out;
+}
+
+/** The weight types a predictor may be re-encoded as. */
+const PREDICTOR_TYPES: readonly DType[] = [
+  DType.F32,
+  DType.F16,
+  DType.BF16,
+  DType.Q8_0,
+  DType.Q4_0,
+];
+
+/**
+ * Tensor `t` written as `name`, re-encoded as `type` when given and different (dequantised
+ * to f32, then encoded; rows must hold whole blocks of `type`).
+ */
+function recoded(name: string, t: Tensor, type?: DType) {
+  if (type === undefined || type === t.type) {
+    return { spec: { name, type: t.type, shape: t.shape }, make: () => t.data };
+  }
+  if (!PREDICTOR_TYPES.includes(type)) {
+    throw new Error(
+      `predictor type ${dtypeName(type)} is not a weight type: expected one of ` +
+        PREDICTOR_TYPES.map(dtypeName).join(", "),
+    );
+  }
+  const cols = t.shape[t.shape.length - 1] ?? 1, { elems } = blockOf(type);
+  if (cols % elems !== 0) {
+    throw new Error(
+      `${name}: ${dtypeName(type)} needs rows of whole ${elems}-value blocks, ` +
+        `the rows have ${cols} values`,
+    );
+  }
+  return {
+    spec: { name, type, shape: t.shape },
+    make: () => {
+      const x = new Float32Array(numel(t.shape));
+      dequantize(t.type, t.data, 0, x.length, x);
+      return quantize(type, x);
+    },
+  };
 }
 
 function specOf(t: Tensor): TensorSpec {

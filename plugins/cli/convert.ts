@@ -6,11 +6,13 @@
  *   main.ts convert --model dense.gguf --out sparse.gguf --predictors preds.safetensors
  *   main.ts convert --model sparse.gguf --out dense.gguf --to dense
  *   main.ts convert --model dense.gguf --out cats.gguf --calibrate-cats --cats-sparsity 0.5
+ *   main.ts convert --model sparse.gguf --out sparse-q8p.gguf --to powerinfer --predictor-type q8_0
  *
  * @module
  */
 
 import { loadModel } from "../../mod.ts";
+import { parseDType } from "../../core/dtype.ts";
 import { parseGGUF } from "../../core/gguf.ts";
 import { writeGGUF } from "../../core/gguf_write.ts";
 import { parseSafetensors } from "../../core/safetensors.ts";
@@ -32,6 +34,10 @@ export const CONVERT_FLAGS: Flags = {
   to: { type: "string", help: "powerinfer | dense (default: the other layout)" },
   predictors: { type: "string", help: "fc1/fc2 predictors from a .gguf or .safetensors file" },
   threshold: { type: "string", help: "powerinfer.sparse_threshold for every predictor" },
+  "predictor-type": {
+    type: "string",
+    help: "re-encode the predictors as f32 | f16 | bf16 | q8_0 | q4_0 (default: as they are)",
+  },
   "calibrate-cats": { type: "boolean", help: "calibrate the threshold predictor (cats)" },
   "cats-sparsity": { type: "string", help: "fraction of neurons cats skips (default 0.5)" },
   calibration: { type: "string", help: "text file to calibrate on (default: a built-in sample)" },
@@ -65,20 +71,29 @@ export async function convertCommand(args: string[]): Promise<void> {
     throw new Error(`--to must be "powerinfer" or "dense", got "${to}"`);
   }
   const cats = p.values["calibrate-cats"] === true;
+  const predType = str(p, "predictor-type");
+  const sparseOnly = cats || str(p, "predictors") !== undefined || predType !== undefined;
   const model = await loadModel(input, { backend: str(p, "backend") ?? "reference" });
   try {
     const file = model.file;
     const sparseIn = [...file.tensors.keys()].some((n) => n.includes("ffn_down_t"));
-    const target = to ?? (sparseIn ? "dense" : "powerinfer");
-    if (target === "dense" && (cats || str(p, "predictors"))) {
-      throw new Error("--predictors and --calibrate-cats need the powerinfer layout");
+    // the other layout, unless a flag only the sparse layout has asks for that one
+    const target = to ?? (sparseIn && !sparseOnly ? "dense" : "powerinfer");
+    if (target === "dense" && sparseOnly) {
+      throw new Error(
+        "--predictors, --predictor-type and --calibrate-cats need the powerinfer layout",
+      );
     }
     let plan: ConvertPlan;
     if (target === "dense") {
       plan = toDense(file, model.config.glu);
     } else {
       const found = await predictorOptions(str(p, "predictors"));
-      const opts = { ...found, threshold: num(p, "threshold") ?? found.threshold };
+      const opts = {
+        ...found,
+        threshold: num(p, "threshold") ?? found.threshold,
+        predictorType: predType === undefined ? undefined : parseDType(predType),
+      };
       const catsThresholds = cats
         ? Array.from(
           calibrateCats(model, await calibrationText(str(p, "calibration")), sparsity(p)),

@@ -2,6 +2,8 @@ import assert from "node:assert/strict";
 import { DType } from "../../../core/dtype.ts";
 import { type GGUFFile, parseGGUF } from "../../../core/gguf.ts";
 import { Model } from "../../../core/model.ts";
+import { dequantize } from "../../../core/quant.ts";
+import { numel, type Tensor } from "../../../core/tensor.ts";
 import { encodeSafetensors } from "../../../core/safetensors.ts";
 import type { SparseFFN } from "../../../core/weights.ts";
 import { convertCommand } from "../../../plugins/cli/convert.ts";
@@ -130,6 +132,87 @@ Deno.test("convertCommand() --calibrate-cats stores thresholds the cats predicto
     assert.equal(logits(model).length, TOKENS.length * 320);
   });
 });
+
+Deno.test("convertCommand() --predictor-type re-encodes the predictors and nothing else", async () => {
+  await withDir(async (dir) => {
+    const opts = { ...SHAPE, arch: "bamboo" as const, layout: "powerinfer" as const };
+    await Deno.writeFile(`${dir}/s.gguf`, synthBytes({ ...opts, rank: [32, 64] }));
+    const a = await open(`${dir}/s.gguf`);
+    // Q8_0 rounds within max/254 of each block; Q4_0 (d = max/-8, codes -8..7) within max/8
+    const cases = [[DType.Q8_0, "q8_0", 1 / 200], [DType.Q4_0, "Q4_0", 1 / 7]] as const;
+    for (const [type, name, tol] of cases) {
+      // a sparse input with no --to stays sparse: the flag only exists there
+      await convertCommand([
+        "-m",
+        `${dir}/s.gguf`,
+        "-o",
+        `${dir}/q.gguf`,
+        "--predictor-type",
+        name,
+      ]);
+      const b = await open(`${dir}/q.gguf`);
+      assert.equal(b.file.magic, "PWRI");
+      assert.deepEqual([...b.file.tensors.keys()], [...a.file.tensors.keys()]);
+      for (const [n, t] of a.file.tensors) {
+        const u = b.file.tensors.get(n)!;
+        if (!/\.fc[12]\./.test(n)) {
+          assert.deepEqual(u.data, t.data, n);
+          continue;
+        }
+        assert.equal(u.type, type, n);
+        assert.deepEqual(u.shape, t.shape, n);
+        const want = f32Of(t), got = f32Of(u);
+        const max = want.reduce((m, v) => Math.max(m, Math.abs(v)), 0);
+        const worst = got.reduce((m, v, i) => Math.max(m, Math.abs(v - want[i])), 0);
+        assert.ok(worst > 0 && worst <= tol * max, `${n}: max |Δ| ${worst} of ${max}`);
+      }
+      assert.equal(b.model.predictor.name, "lowrank");
+      const units = b.model.weights.layers.map((l) => l.ffn as SparseFFN);
+      assert.deepEqual(units.map((u) => u.lowRank!.fc1.type), [type, type]);
+      assert.equal(logits(b.model).length, TOKENS.length * 320);
+      b.model.close();
+    }
+    a.model.close();
+    // rows of 8 values cannot hold Q8_0 blocks: the error names the tensor
+    await Deno.writeFile(`${dir}/r8.gguf`, synthBytes({ ...opts, rank: [8, 16] }));
+    await assert.rejects(
+      () =>
+        convertCommand(["-m", `${dir}/r8.gguf`, "-o", `${dir}/x.gguf`, "--predictor-type", "q8_0"]),
+      /blk\.0\.fc2\.weight: Q8_0 needs rows of whole 32-value blocks, the rows have 8 values/,
+    );
+    await assert.rejects(
+      () =>
+        convertCommand(["-m", `${dir}/s.gguf`, "-o", `${dir}/x.gguf`, "--predictor-type", "i32"]),
+      /predictor type I32 is not a weight type/,
+    );
+    await assert.rejects(
+      () =>
+        convertCommand(["-m", `${dir}/s.gguf`, "-o", `${dir}/x.gguf`, "--predictor-type", "q5"]),
+      /unknown dtype "q5"/,
+    );
+    await assert.rejects(
+      () =>
+        convertCommand([
+          "-m",
+          `${dir}/s.gguf`,
+          "-o",
+          `${dir}/x.gguf`,
+          "--to",
+          "dense",
+          "--predictor-type",
+          "q8_0",
+        ]),
+      /--predictors, --predictor-type and --calibrate-cats need the powerinfer layout/,
+    );
+  });
+});
+
+/** A tensor's values as f32. */
+function f32Of(t: Tensor): Float32Array {
+  const x = new Float32Array(numel(t.shape));
+  dequantize(t.type, t.data, 0, x.length, x);
+  return x;
+}
 
 Deno.test("convertCommand() names what is wrong with its flags", async () => {
   await assert.rejects(

@@ -1,19 +1,21 @@
 // Matvec for one token with x held in registers: out[r] = Σ_c W[r, c] · x[c], F16/BF16 and
-// Q8_0/Q4_0 (their device layouts of aligned groups, ts_cuda.h), cols % 8 == 0, cols ≤ 16384 (the
-// decode shapes of a 7B model).
+// Q8_0/Q4_0 (their device layouts of aligned groups, ts_cuda.h), cols a whole number of chunks
+// (8 values for F16/BF16, 16 for Q8_0/Q4_0), at most 2048 chunks (the decode shapes of a 7B
+// model).
 //
 // The general kernel (matvec.cu) reads 32 bytes of x through L1 for every 16 bytes of weight,
 // so the load pipe, not DRAM, caps it near 75% of the bandwidth. Here a block of 8 warps reads
 // whole rows: lane l of warp w always owns chunks w·32 + l + 256·u (u < CPL) of a row, loads
-// x for them once, and streams R rows at a time (R · CPL · ROWS ≈ 8 16-byte loads in flight
+// x for them once, and streams R rows at a time (R · CPL · ROWS ≈ 8 chunk loads in flight
 // per lane, raw until use). Each block takes a contiguous range of the batch's rows (Q, K, V
 // stacked; a gate/up pair reads both rows, ROWS = 2); the 8 warps' sums meet in shared memory
 // (double-buffered, one barrier per R rows). Deterministic: fixed order, no atomics. Before
 // the PDL wait, the block asks L2 for its first rows.
 //
-// Q8_0/Q4_0: each lane quantises its x to int8 (per 32 values, as the CPU backends do) and
-// takes int8 dot products (__dp4a): one int-to-float conversion per 8 weights instead of 8
-// (conversions issue at a quarter of the FMA rate), and no float copy of x in registers.
+// Q8_0/Q4_0: a lane's chunk is half a 32-value block (16 or 8 bytes, one load); each lane
+// quantises its x to int8 (per 32 values, as the CPU backends do) and takes int8 dot products
+// (__dp4a): one int-to-float conversion per 16 weights (conversions issue at a quarter of the
+// FMA rate), and x as 4 registers per chunk.
 //
 // Fused variants (ts_matvec_fused_*, one decode token; plugins/cuda/_queue.ts picks them, the
 // plain ops stay as the twin and fallback): an rmsnorm prologue (the block holds all of x, so
@@ -23,15 +25,27 @@
 // on by default for the predictor's fc2: 0.2–2% faster than a select launch in five runs).
 //
 // Build: see ts_cuda.h. Bench: bench/cuda_decode.ts (matvec GB/s per shape; grid 3 = off).
+#include <type_traits>
+
 #include "matvec.h"
 
 constexpr int XR_THREADS = MV_WARPS * 32;  // 256: one row is read by the whole block
 constexpr int XR_MAX_CPL = 8;              // chunks per lane: cols ≤ 8 · 256 · 8
 
-// Rows per block step: about MV_LOADS chunk loads in flight per lane (16 bytes for F16/BF16,
-// 8 for Q8_0, 4 for Q4_0). Twice as many Q8_0/Q4_0 chunks cost registers and resident blocks
-// (H200, BENCHMARKS.md): a 7–10% slower sparse decode with Q8_0 predictors (float-converting
-// kernel), a 32% slower dense decode of a Q8_0 model (int8 dot products).
+// Values per chunk (one lane's load): 8 for F16/BF16 (16 bytes); 16 for Q8_0 (16 bytes) and
+// Q4_0 (8 bytes), one half of a 32-value block, so a Q8_0 lane loads as many bytes as an F16 one.
+template <int T>
+__host__ __device__ constexpr int xr_vals() {
+  return T == TS_Q8_0 || T == TS_Q4_0 ? 16 : 8;
+}
+
+// A lane's weights of one chunk: raw until use (Chunk, ts_cuda.h), or the quantised Wide.
+template <int T>
+using XrChunk = std::conditional_t<xr_vals<T>() == 16, Wide<T>, Chunk<T>>;
+
+// Rows per block step: about MV_LOADS chunk loads in flight per lane. Twice as many 8-value
+// Q8_0/Q4_0 chunks cost registers and resident blocks (H200, BENCHMARKS.md): a 7–10% slower
+// sparse decode with Q8_0 predictors, a 32% slower dense decode of a Q8_0 model.
 template <int CPL, int ROWS>
 __host__ __device__ constexpr int xr_rows() {
   return CPL * ROWS >= MV_LOADS ? 1 : MV_LOADS / (CPL * ROWS);
@@ -48,8 +62,8 @@ __device__ __forceinline__ int xr_job(const MvBatch& b, int g) {
 
 // The rmsnorm prologue: x (this lane's chunks, all of x over the block) becomes
 // x · inv_rms · norm_w, as ops.cu's rmsnorm computes it; block 0 stores the result.
-template <int CPL, int SPLIT>
-__device__ __forceinline__ void xr_norm(const MvBatch& b, float (&xr)[CPL][8], int i0,
+template <int CPL, int SPLIT, int V>
+__device__ __forceinline__ void xr_norm(const MvBatch& b, float (&xr)[CPL][V], int i0,
                                         int n_chunk, int cols) {
   constexpr int LANES = XR_THREADS / SPLIT;
   __shared__ float part[MV_WARPS];
@@ -57,7 +71,7 @@ __device__ __forceinline__ void xr_norm(const MvBatch& b, float (&xr)[CPL][8], i
 #pragma unroll
   for (int u = 0; u < CPL; u++) {
 #pragma unroll
-    for (int e = 0; e < 8; e++) ss += xr[u][e] * xr[u][e];
+    for (int e = 0; e < V; e++) ss += xr[u][e] * xr[u][e];
   }
   ss = warp_sum(ss);
   if ((threadIdx.x & 31) == 0) part[threadIdx.x >> 5] = ss;
@@ -70,20 +84,18 @@ __device__ __forceinline__ void xr_norm(const MvBatch& b, float (&xr)[CPL][8], i
   for (int u = 0; u < CPL; u++) {
     const int i = i0 + LANES * u;
     if (i >= n_chunk) continue;
-    const float4* wp = reinterpret_cast<const float4*>(b.norm_w) + 2 * i;
-    const float4 w0 = __ldg(wp), w1 = __ldg(wp + 1);
-    const float w[8] = {w0.x, w0.y, w0.z, w0.w, w1.x, w1.y, w1.z, w1.w};
-    float y[8];
+    const float4* wp = reinterpret_cast<const float4*>(b.norm_w) + (V / 4) * i;
+    float4* op = reinterpret_cast<float4*>(b.norm_out) + (V / 4) * i;
 #pragma unroll
-    for (int e = 0; e < 8; e++) y[e] = xr[u][e] * inv * w[e];
-    if (!b.norm_side) {
+    for (int k = 0; k < V / 4; k++) {
+      const float4 w = __ldg(wp + k);
+      const float y[4] = {xr[u][4 * k] * inv * w.x, xr[u][4 * k + 1] * inv * w.y,
+                          xr[u][4 * k + 2] * inv * w.z, xr[u][4 * k + 3] * inv * w.w};
+      if (blockIdx.x == 0 && threadIdx.x < LANES) op[k] = make_float4(y[0], y[1], y[2], y[3]);
+      if (!b.norm_side) {
 #pragma unroll
-      for (int e = 0; e < 8; e++) xr[u][e] = y[e];
-    }
-    if (blockIdx.x == 0 && threadIdx.x < LANES) {
-      float4* op = reinterpret_cast<float4*>(b.norm_out) + 2 * i;
-      op[0] = make_float4(y[0], y[1], y[2], y[3]);
-      op[1] = make_float4(y[4], y[5], y[6], y[7]);
+        for (int e = 0; e < 4; e++) xr[u][4 * k + e] = y[e];
+      }
     }
   }
 }
@@ -180,15 +192,17 @@ __device__ void xr_select(const MvBatch& b, int total, int g0, int g1) {
   if (threadIdx.x == 0) b.sel_idx[0] = count, g_sel_done = 0;
 }
 
-// SPLIT 2 (rows of at most 128 chunks): the block reads two rows at a time, one per half.
+// SPLIT 2 or 4 (rows of at most 128 or 64 chunks): the block reads two or four rows at a time,
+// one per half or quarter.
 template <int T, int CPL, int ROWS, int SPLIT>
 __global__ void __launch_bounds__(XR_THREADS)
 matvec_xreg_kernel(MvBatch b, int total, const float* x, int cols, size_t row_bytes, int prefetch) {
   constexpr int R = xr_rows<CPL, ROWS>();
   constexpr int LANES = XR_THREADS / SPLIT, WPS = MV_WARPS / SPLIT, STEP = R * SPLIT;
+  constexpr int V = xr_vals<T>();
   __shared__ float red[2][MV_WARPS][R][ROWS];
-  const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31, n_chunk = cols >> 3;
-  const int sub = threadIdx.x / LANES;  // which row of each pair (SPLIT 2)
+  const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31, n_chunk = cols / V;
+  const int sub = threadIdx.x / LANES;  // which row of each group (SPLIT 2 or 4)
   const int i0 = threadIdx.x % LANES;   // this lane's first chunk; then every LANES
   const int g0 = (int)((long long)blockIdx.x * total / gridDim.x);
   const int g1 = (int)((long long)(blockIdx.x + 1) * total / gridDim.x);
@@ -202,40 +216,37 @@ matvec_xreg_kernel(MvBatch b, int total, const float* x, int cols, size_t row_by
 #pragma unroll
       for (int u = 0; u < CPL; u++) {
         if (i0 + LANES * u < n_chunk) {
-          prefetch_l2(chunk_at<T>(b.job[j].w + off, (i0 + LANES * u) * 8));
-          if (ROWS == 2) prefetch_l2(chunk_at<T>(b.job[j].w2 + off, (i0 + LANES * u) * 8));
+          prefetch_l2(chunk_at<T>(b.job[j].w + off, (i0 + LANES * u) * V));
+          if (ROWS == 2) prefetch_l2(chunk_at<T>(b.job[j].w2 + off, (i0 + LANES * u) * V));
         }
       }
     }
   }
   pdl_start();
-  float xr[CPL][8];
+  float xr[CPL][V];
 #pragma unroll
   for (int u = 0; u < CPL; u++) {
     const int i = i0 + LANES * u;
-    if (i < n_chunk) {
-      const float4* xp = reinterpret_cast<const float4*>(x) + 2 * i;
-      const float4 a = __ldg(xp), c = __ldg(xp + 1);
-      xr[u][0] = a.x, xr[u][1] = a.y, xr[u][2] = a.z, xr[u][3] = a.w;
-      xr[u][4] = c.x, xr[u][5] = c.y, xr[u][6] = c.z, xr[u][7] = c.w;
-    } else {
 #pragma unroll
-      for (int e = 0; e < 8; e++) xr[u][e] = 0.f;
+    for (int k = 0; k < V / 4; k++) {
+      const float4 a = i < n_chunk ? __ldg(reinterpret_cast<const float4*>(x) + (V / 4) * i + k)
+                                   : make_float4(0.f, 0.f, 0.f, 0.f);
+      xr[u][4 * k] = a.x, xr[u][4 * k + 1] = a.y, xr[u][4 * k + 2] = a.z, xr[u][4 * k + 3] = a.w;
     }
   }
-  if (b.norm_w) xr_norm<CPL, SPLIT>(b, xr, i0, n_chunk, cols);
+  if (b.norm_w) xr_norm<CPL, SPLIT, V>(b, xr, i0, n_chunk, cols);
   // Q8_0/Q4_0: x as int8 blocks (int8 dot products; ts_cuda.h, xq_pack)
-  constexpr bool QX = T == TS_Q8_0 || T == TS_Q4_0;
-  uint32_t xa[CPL], xb[CPL];
+  constexpr bool QX = V == 16;
+  uint32_t xq[CPL][4];
   float xd[CPL];
   int xs[CPL];
   if constexpr (QX) {
 #pragma unroll
-    for (int u = 0; u < CPL; u++) xq_pack<T>(xr[u], xa[u], xb[u], xd[u], xs[u]);
+    for (int u = 0; u < CPL; u++) xq_pack<T>(xr[u], xq[u], xd[u], xs[u]);
   }
   int buf = 0;
   for (int gs = g0; gs < g1; gs += STEP, buf ^= 1) {
-    Chunk<T> w[R][ROWS][CPL];
+    XrChunk<T> w[R][ROWS][CPL];
 #pragma unroll
     for (int r = 0; r < R; r++) {
       const int g = gs + r * SPLIT + sub;
@@ -245,8 +256,8 @@ matvec_xreg_kernel(MvBatch b, int total, const float* x, int cols, size_t row_by
 #pragma unroll
         for (int u = 0; u < CPL; u++) {
           if (i0 + LANES * u < n_chunk) {
-            w[r][0][u].load(b.job[j].w + off, (i0 + LANES * u) * 8);
-            if (ROWS == 2) w[r][ROWS - 1][u].load(b.job[j].w2 + off, (i0 + LANES * u) * 8);
+            w[r][0][u].load(b.job[j].w + off, (i0 + LANES * u) * V);
+            if (ROWS == 2) w[r][ROWS - 1][u].load(b.job[j].w2 + off, (i0 + LANES * u) * V);
           }
         }
       }
@@ -261,7 +272,7 @@ matvec_xreg_kernel(MvBatch b, int total, const float* x, int cols, size_t row_by
           for (int u = 0; u < CPL; u++) {
             if (i0 + LANES * u < n_chunk) {
               if constexpr (QX) {
-                acc += w[r][q][u].dotq(xa[u], xb[u], xd[u], xs[u]);
+                acc += w[r][q][u].dotq(xq[u], xd[u], xs[u]);
               } else {
                 float f[8];
                 w[r][q][u].get(f);
@@ -326,12 +337,19 @@ static void xreg_launch(MvBatch b, int total, const float* x, int cols, int pref
 template <int T, int ROWS>
 bool matvec_xreg(MvBatch b, const float* x, int cols, int prefetch) {
   if (T != TS_F16 && T != TS_BF16 && T != TS_Q8_0 && T != TS_Q4_0) return false;
-  if (cols % 8 != 0 || cols > 256 * 8 * XR_MAX_CPL || cols == 0) return false;
+  constexpr int V = xr_vals<T>();
+  const int n_chunk = cols / V;
+  if (cols % V != 0 || n_chunk > 256 * XR_MAX_CPL || cols == 0) return false;
   int total = 0;
   for (int j = 0; j < b.n_job; j++) b.job[j].block0 = total, total += b.job[j].rows;
   if (total == 0) return true;
-  const int cpl = ((cols >> 3) + 255) / 256;
-  if ((cols >> 3) <= XR_THREADS / 2) {  // short rows (the predictor's fc2): two at a time
+  const int cpl = (n_chunk + 255) / 256;
+  // short rows (the predictor's fc2): two or four at a time, one per half or quarter block
+  if (n_chunk <= XR_THREADS / 4) {
+    xreg_launch<T, 1, ROWS, 4>(b, total, x, cols, prefetch);
+    return true;
+  }
+  if (n_chunk <= XR_THREADS / 2) {
     xreg_launch<T, 1, ROWS, 2>(b, total, x, cols, prefetch);
     return true;
   }

@@ -214,11 +214,6 @@ struct Chunk<TS_Q8_0> {
       o[4 + i] = d * (float)(int8_t)(q.y >> (8 * i));
     }
   }
-  // Σ w·x over the 8 values against x quantised by xq_pack<TS_Q8_0> (scale dx, packed a, b):
-  // two int8 dot products and one conversion instead of eight (I2F runs at a quarter rate).
-  __device__ __forceinline__ float dotq(uint32_t a, uint32_t b, float dx, int) const {
-    return d * dx * (float)__dp4a((int)q.y, (int)b, __dp4a((int)q.x, (int)a, 0));
-  }
 };
 
 // Q4_0 (the device's group layout): the 8 values as one 4-byte word and their scale.
@@ -241,39 +236,79 @@ struct Chunk<TS_Q4_0> {
 #pragma unroll
     for (int i = 0; i < 8; i++) o[i] = d * (float)((int)((q >> (4 * i)) & 15) - 8);
   }
-  // As Chunk<TS_Q8_0>::dotq, x packed even values (a) and odd values (b), sx = Σ x_q:
-  // Σ (nibble - 8)·x = Σ nibble·x - 8·sx.
-  __device__ __forceinline__ float dotq(uint32_t a, uint32_t b, float dx, int sx) const {
-    const int lo = (int)(q & 0x0f0f0f0fu), hi = (int)((q >> 4) & 0x0f0f0f0fu);
-    return d * dx * (float)(__dp4a(hi, (int)b, __dp4a(lo, (int)a, 0)) - 8 * sx);
+};
+
+// Sixteen values of a Q8_0/Q4_0 row in the device's group layout (one 32-value block's half)
+// for matvec_xreg.cu: 16 bytes (Q8_0) or 8 bytes (Q4_0) in one load, and the block's scale.
+// dotq is Σ w·x against x quantised by xq_pack: int8 dot products (__dp4a) and one int-to-
+// float conversion instead of sixteen (conversions issue at a quarter of the FMA rate).
+template <int T>
+struct Wide;
+
+template <>
+struct Wide<TS_Q8_0> {
+  uint4 q;
+  float d;
+  __device__ __forceinline__ void load(const uint8_t* row, int c) {
+    const uint8_t* g = Elems<TS_Q8_0>::group(row, c);
+    q = ld_stream(g + 16 + (c & 255));
+    d = Elems<TS_Q8_0>::scale(g, c);
+  }
+  // x values 0-3 in a[0], 4-7 in a[1], …
+  __device__ __forceinline__ float dotq(const uint32_t (&a)[4], float dx, int) const {
+    int s = __dp4a((int)q.x, (int)a[0], 0);
+    s = __dp4a((int)q.y, (int)a[1], s), s = __dp4a((int)q.z, (int)a[2], s);
+    return d * dx * (float)__dp4a((int)q.w, (int)a[3], s);
   }
 };
 
-// x of a quantised matvec: each lane's 8 values (one chunk; 4 neighbouring lanes hold a
-// 32-value block, lanes 4k .. 4k+3) as int8 with the block's scale, as the CPU backends
-// quantise x for their int8 dot products: dx = max |x| / 127, x_q = round(x / dx). Q8_0 packs
-// values 0-3 in a and 4-7 in b; Q4_0 the even values in a and the odd in b (its nibble order).
+template <>
+struct Wide<TS_Q4_0> {
+  uint2 q;
+  float d;
+  __device__ __forceinline__ void load(const uint8_t* row, int c) {
+    const uint8_t* g = Elems<TS_Q4_0>::group(row, c);
+    q = ld_stream8(g + 16 + ((c & 255) >> 1));
+    d = Elems<TS_Q4_0>::scale(g, c);
+  }
+  // byte k of q holds values 2k (low nibble) and 2k + 1: x's even values 0-6 in a[0], 8-14 in
+  // a[1], odd values 1-7 in a[2], 9-15 in a[3]; sx = Σ x_q, so Σ (nibble - 8)·x = Σ nibble·x - 8·sx
+  __device__ __forceinline__ float dotq(const uint32_t (&a)[4], float dx, int sx) const {
+    const uint32_t m = 0x0f0f0f0fu;
+    int s = __dp4a((int)(q.x & m), (int)a[0], 0);
+    s = __dp4a((int)(q.y & m), (int)a[1], s);
+    s = __dp4a((int)((q.x >> 4) & m), (int)a[2], s);
+    s = __dp4a((int)((q.y >> 4) & m), (int)a[3], s);
+    return d * dx * (float)(s - 8 * sx);
+  }
+};
+
+// x of a quantised matvec: each lane's 16 values (two neighbouring lanes hold a 32-value
+// block) as int8 with the block's scale, as the CPU backends quantise x for their int8 dot
+// products: dx = max |x| / 127, x_q = round(x / dx); packed as Wide<T>::dotq reads them.
 template <int T>
-__device__ __forceinline__ void xq_pack(const float* x, uint32_t& a, uint32_t& b, float& dx,
-                                        int& sx) {
+__device__ __forceinline__ void xq_pack(const float* x, uint32_t (&a)[4], float& dx, int& sx) {
   float m = 0.f;
 #pragma unroll
-  for (int e = 0; e < 8; e++) m = fmaxf(m, fabsf(x[e]));
+  for (int e = 0; e < 16; e++) m = fmaxf(m, fabsf(x[e]));
   m = fmaxf(m, __shfl_xor_sync(0xffffffffu, m, 1));
-  m = fmaxf(m, __shfl_xor_sync(0xffffffffu, m, 2));
   const float inv = m > 0.f ? 127.f / m : 0.f;
-  int q[8];
+  int q[16];
   sx = 0;
 #pragma unroll
-  for (int e = 0; e < 8; e++) q[e] = __float2int_rn(x[e] * inv), sx += q[e];
+  for (int e = 0; e < 16; e++) q[e] = __float2int_rn(x[e] * inv), sx += q[e];
   const auto pk = [](int p0, int p1, int p2, int p3) {
     return (uint32_t)(p0 & 255) | (uint32_t)(p1 & 255) << 8 | (uint32_t)(p2 & 255) << 16 |
            (uint32_t)(p3 & 255) << 24;
   };
-  if (T == TS_Q4_0) {
-    a = pk(q[0], q[2], q[4], q[6]), b = pk(q[1], q[3], q[5], q[7]);
-  } else {
-    a = pk(q[0], q[1], q[2], q[3]), b = pk(q[4], q[5], q[6], q[7]);
+#pragma unroll
+  for (int k = 0; k < 4; k++) {
+    if (T == TS_Q4_0) {  // evens of 0-7, evens of 8-15, odds of 0-7, odds of 8-15
+      const int o = 8 * (k & 1) + (k >> 1);
+      a[k] = pk(q[o], q[o + 2], q[o + 4], q[o + 6]);
+    } else {
+      a[k] = pk(q[4 * k], q[4 * k + 1], q[4 * k + 2], q[4 * k + 3]);
+    }
   }
   dx = m / 127.f;
 }

@@ -31,7 +31,10 @@ import { progressBar } from "./progress.ts";
 export const CONVERT_FLAGS: Flags = {
   model: { type: "string", short: "m", help: "input GGUF model" },
   out: { type: "string", short: "o", help: "output GGUF file" },
-  to: { type: "string", help: "powerinfer | dense (default: the other layout)" },
+  to: {
+    type: "string",
+    help: "powerinfer | dense (default: the other layout; powerinfer with the predictor flags)",
+  },
   predictors: { type: "string", help: "fc1/fc2 predictors from a .gguf or .safetensors file" },
   threshold: { type: "string", help: "powerinfer.sparse_threshold for every predictor" },
   "predictor-type": {
@@ -59,7 +62,11 @@ export async function convertCommand(args: string[]): Promise<void> {
   const p = parse(args, CONVERT_FLAGS);
   if (p.values.help) {
     console.log(
-      usage("main.ts convert --model IN --out OUT [options]", "Convert layouts.", CONVERT_FLAGS),
+      usage(
+        "main.ts convert --model IN --out OUT [options]",
+        "Convert layouts; attach, re-encode or calibrate predictors.",
+        CONVERT_FLAGS,
+      ),
     );
     return;
   }

@@ -20,9 +20,9 @@ import { DType, dtypeName, parseDType } from "../core/dtype.ts";
 import { parseGGUF } from "../core/gguf.ts";
 import type { GGUFFile } from "../core/gguf.ts";
 import { Model } from "../core/model.ts";
-import { dequantize, quantize } from "../core/quant.ts";
+import { requantize } from "../core/quant.ts";
+import { PREDICTOR } from "../core/sparse_convert.ts";
 import { crossEntropySum, SparsityRecorder } from "../core/stats.ts";
-import { numel } from "../core/tensor.ts";
 import { chooseBackend } from "../plugins/registry.ts";
 
 const arg = (name: string, dflt: string) => {
@@ -40,10 +40,8 @@ const backendName = arg("--backend", "cpu_x86");
 function withPredictors(bytes: Uint8Array, type: DType): GGUFFile {
   const file = parseGGUF(bytes, path);
   for (const [name, t] of file.tensors) {
-    if (!/\.fc[12](\.\d+)?\.weight$/.test(name) || t.type === type) continue;
-    const f32 = new Float32Array(numel(t.shape));
-    dequantize(t.type, t.data, 0, f32.length, f32);
-    file.tensors.set(name, { ...t, type, data: quantize(type, f32) });
+    if (!PREDICTOR.test(name) || t.type === type) continue;
+    file.tensors.set(name, { ...t, type, data: requantize(t, type) });
   }
   return file;
 }

@@ -16,6 +16,7 @@ import {
   f32ToF16,
   QK,
 } from "./dtype.ts";
+import { numel, type Tensor } from "./tensor.ts";
 
 const F16_TABLE = new Float32Array(65536);
 for (let i = 0; i < 65536; i++) F16_TABLE[i] = f16ToF32(i);
@@ -75,6 +76,18 @@ export function dequantize(
 /** C's roundf: halves round away from zero. */
 function roundAway(v: number): number {
   return Math.sign(v) * Math.round(Math.abs(v));
+}
+
+/** All values of tensor `t` as f32. */
+export function valuesF32(t: Pick<Tensor, "type" | "shape" | "data">): Float32Array {
+  const x = new Float32Array(numel(t.shape));
+  dequantize(t.type, t.data, 0, x.length, x);
+  return x;
+}
+
+/** The bytes of tensor `t` re-encoded as `type` (its rows whole blocks of `type`). */
+export function requantize(t: Pick<Tensor, "type" | "shape" | "data">, type: DType): Uint8Array {
+  return quantize(type, valuesF32(t));
 }
 
 /** `x·id + 8.5` with f32 rounding after each step, as llama.cpp's Q4_0 quantiser computes it. */

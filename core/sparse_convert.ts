@@ -15,7 +15,7 @@
 import { blockOf, DType, dtypeName } from "./dtype.ts";
 import { type GGUFFile, GGUFType } from "./gguf.ts";
 import { meta, type MetaEntry, type TensorSpec } from "./gguf_write.ts";
-import { dequantize, quantize } from "./quant.ts";
+import { dequantize, quantize, requantize } from "./quant.ts";
 import { numel, type Tensor, tensorBytes } from "./tensor.ts";
 import { CATS_THRESHOLDS, POWERINFER_THRESHOLD, SPARSE_THRESHOLDS } from "./weights.ts";
 
@@ -49,7 +49,7 @@ export interface ToPowerInferOptions {
 }
 
 /** Predictor tensors: `blk.N.fc1[.E].weight`, `blk.N.fc2[.E].weight`. */
-const PREDICTOR = /\.fc[12](\.\d+)?\.weight$/;
+export const PREDICTOR = /\.fc[12](\.\d+)?\.weight$/;
 
 /** Keys the conversions set themselves; copied keys with these names are dropped. */
 const SPARSE_KEYS = [POWERINFER_THRESHOLD, SPARSE_THRESHOLDS, CATS_THRESHOLDS];
@@ -171,11 +171,7 @@ function recoded(name: string, t: Tensor, type?: DType) {
   }
   return {
     spec: { name, type, shape: t.shape },
-    make: () => {
-      const x = new Float32Array(numel(t.shape));
-      dequantize(t.type, t.data, 0, x.length, x);
-      return quantize(type, x);
-    },
+    make: () => requantize(t, type),
   };
 }
 

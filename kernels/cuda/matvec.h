@@ -43,8 +43,8 @@ __device__ __forceinline__ float epilogue(int epi, float g, float u) {
   return fmaxf(g, 0.f) * fmaxf(u, 0.f);
 }
 
-// matvec_xreg.cu: one token, F16/BF16/Q8_0/Q4_0, cols % 8 == 0 and cols <= 16384; false when it does
-// not apply (the caller runs the general kernel).
+// matvec_xreg.cu: one token, F16/BF16/Q8_0/Q4_0, cols a whole number of its chunks; false when
+// it does not apply (the caller runs the general kernel).
 template <int T, int ROWS>
 bool matvec_xreg(MvBatch b, const float* x, int cols, int prefetch);
 // Blocks of a select launch at most: the last block scans their counts in shared memory.

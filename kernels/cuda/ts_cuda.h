@@ -92,63 +92,47 @@ struct Elems<TS_BF16> {
   }
 };
 
-// Q8_0 on the device: each row in groups of 8 GGUF blocks (256 values), a group being the 8
-// f16 scales (16 bytes) then the 256 int8 values; a short last group is padded to 272 bytes.
-// The backend repacks GGUF's 34-byte blocks (2-byte aligned only) at upload
-// (plugins/cuda/_layout.ts), so every group and every 8 values are aligned (16 and 8 bytes).
-// Value c = scale[c / 32] · q[c].
+// Q8_0 and Q4_0 on the device: each row in groups of 8 GGUF blocks (256 values), a group being
+// the 8 f16 scales (16 bytes) then the values (BITS each); a short last group is padded. The
+// backend repacks GGUF's blocks (2-byte aligned only) at upload (plugins/cuda/_layout.ts), so
+// every group is 16-byte aligned and 8 consecutive values are one aligned load.
+// Q8_0: 256 int8, 272 bytes a group; value c = scale[c / 32] · q[c].
+// Q4_0: 128 bytes of nibbles, byte k holding values 2k (low nibble) and 2k + 1 (high; GGUF pairs
+// value j with j + 16), 144 bytes a group; value c = scale[c / 32] · (nibble - 8).
 constexpr int Q8G_VALUES = 256, Q8G_BYTES = 272;
+constexpr int Q4G_VALUES = 256, Q4G_BYTES = 144;
 
-template <>
-struct Elems<TS_Q8_0> {
+template <int GROUP_BYTES, int BITS>
+struct QGroups {
+  // the group holding value c, its scale, and the byte holding c (Q4_0: with its neighbour)
   static __device__ __forceinline__ const uint8_t* group(const uint8_t* row, int c) {
-    return row + (size_t)(c >> 8) * Q8G_BYTES;
+    return row + (size_t)(c >> 8) * GROUP_BYTES;
   }
   static __device__ __forceinline__ float scale(const uint8_t* g, int c) {
     return f16_bits(reinterpret_cast<const uint16_t*>(g)[(c >> 5) & 7]);
   }
-  static __device__ __forceinline__ float one(const uint8_t* row, int c) {
-    const uint8_t* g = group(row, c);
-    return scale(g, c) * (float)(int8_t)g[16 + (c & 255)];
+  static __device__ __forceinline__ const uint8_t* values(const uint8_t* g, int c) {
+    return g + 16 + (BITS == 8 ? (c & 255) : ((c & 255) >> 1));
   }
-  static __device__ __forceinline__ void eight(const uint8_t* row, int c, float* v) {
-    const uint8_t* g = group(row, c);
-    const uint2 q = *reinterpret_cast<const uint2*>(g + 16 + (c & 255));
-    const float d = scale(g, c);
-#pragma unroll
-    for (int i = 0; i < 4; i++) {
-      v[i] = d * (float)(int8_t)(q.x >> (8 * i));
-      v[4 + i] = d * (float)(int8_t)(q.y >> (8 * i));
-    }
+  static __device__ __forceinline__ const uint8_t* at(const uint8_t* row, int c) {
+    return values(group(row, c), c);
   }
 };
 
-// Q4_0 on the device: each row in groups of 8 GGUF blocks (256 values), a group being the 8
-// f16 scales (16 bytes) then 128 bytes of nibbles, byte k holding values 2k (low nibble) and
-// 2k + 1 (high); a short last group is padded to 144 bytes. The backend repacks GGUF's 18-byte
-// blocks (value j and j + 16 share a byte there) at upload (plugins/cuda/_layout.ts), so 8
-// consecutive values are one aligned 4-byte word. Value c = scale[c / 32] · (nibble - 8).
-constexpr int Q4G_VALUES = 256, Q4G_BYTES = 144;
-
 template <>
-struct Elems<TS_Q4_0> {
-  static __device__ __forceinline__ const uint8_t* group(const uint8_t* row, int c) {
-    return row + (size_t)(c >> 8) * Q4G_BYTES;
-  }
-  static __device__ __forceinline__ float scale(const uint8_t* g, int c) {
-    return f16_bits(reinterpret_cast<const uint16_t*>(g)[(c >> 5) & 7]);
-  }
+struct Elems<TS_Q8_0> : QGroups<Q8G_BYTES, 8> {
   static __device__ __forceinline__ float one(const uint8_t* row, int c) {
     const uint8_t* g = group(row, c);
-    const int nib = (g[16 + ((c & 255) >> 1)] >> (4 * (c & 1))) & 15;
-    return scale(g, c) * (float)(nib - 8);
+    return scale(g, c) * (float)(int8_t)*values(g, c);
   }
-  static __device__ __forceinline__ void eight(const uint8_t* row, int c, float* v) {
+};
+
+template <>
+struct Elems<TS_Q4_0> : QGroups<Q4G_BYTES, 4> {
+  static __device__ __forceinline__ float one(const uint8_t* row, int c) {
     const uint8_t* g = group(row, c);
-    const uint32_t q = *reinterpret_cast<const uint32_t*>(g + 16 + ((c & 255) >> 1));
-    const float d = scale(g, c);
-#pragma unroll
-    for (int i = 0; i < 8; i++) v[i] = d * (float)((int)((q >> (4 * i)) & 15) - 8);
+    const int nib = (*values(g, c) >> (4 * (c & 1))) & 15;
+    return scale(g, c) * (float)(nib - 8);
   }
 };
 
@@ -204,7 +188,7 @@ struct Chunk<TS_Q8_0> {
   float d;
   __device__ __forceinline__ void load(const uint8_t* row, int c) {
     const uint8_t* g = Elems<TS_Q8_0>::group(row, c);
-    q = ld_stream8(g + 16 + (c & 255));
+    q = ld_stream8(Elems<TS_Q8_0>::values(g, c));
     d = Elems<TS_Q8_0>::scale(g, c);
   }
   __device__ __forceinline__ void get(float* o) const {
@@ -229,7 +213,7 @@ struct Chunk<TS_Q4_0> {
   float d;
   __device__ __forceinline__ void load(const uint8_t* row, int c) {
     const uint8_t* g = Elems<TS_Q4_0>::group(row, c);
-    q = ld_stream4(g + 16 + ((c & 255) >> 1));
+    q = ld_stream4(Elems<TS_Q4_0>::values(g, c));
     d = Elems<TS_Q4_0>::scale(g, c);
   }
   __device__ __forceinline__ void get(float* o) const {
@@ -251,7 +235,7 @@ struct Wide<TS_Q8_0> {
   float d;
   __device__ __forceinline__ void load(const uint8_t* row, int c) {
     const uint8_t* g = Elems<TS_Q8_0>::group(row, c);
-    q = ld_stream(g + 16 + (c & 255));
+    q = ld_stream(Elems<TS_Q8_0>::values(g, c));
     d = Elems<TS_Q8_0>::scale(g, c);
   }
   // x values 0-3 in a[0], 4-7 in a[1], …
@@ -268,7 +252,7 @@ struct Wide<TS_Q4_0> {
   float d;
   __device__ __forceinline__ void load(const uint8_t* row, int c) {
     const uint8_t* g = Elems<TS_Q4_0>::group(row, c);
-    q = ld_stream8(g + 16 + ((c & 255) >> 1));
+    q = ld_stream8(Elems<TS_Q4_0>::values(g, c));
     d = Elems<TS_Q4_0>::scale(g, c);
   }
   // byte k of q holds values 2k (low nibble) and 2k + 1: x's even values 0-6 in a[0], 8-14 in
@@ -316,8 +300,8 @@ __device__ __forceinline__ void xq_pack(const float* x, uint32_t (&a)[4], float&
 // Where the values c .. c+7 of a row start (for L2 prefetches).
 template <int T>
 __device__ __forceinline__ const uint8_t* chunk_at(const uint8_t* row, int c) {
-  if (T == TS_Q8_0) return Elems<TS_Q8_0>::group(row, c) + 16 + (c & 255);
-  if (T == TS_Q4_0) return Elems<TS_Q4_0>::group(row, c) + 16 + ((c & 255) >> 1);
+  if (T == TS_Q8_0) return Elems<TS_Q8_0>::at(row, c);
+  if (T == TS_Q4_0) return Elems<TS_Q4_0>::at(row, c);
   if (T == TS_F32) return row + 4 * (size_t)c;
   return row + 2 * (size_t)c;
 }

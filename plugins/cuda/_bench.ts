@@ -7,7 +7,7 @@
 
 import { DType, dtypeName } from "../../core/dtype.ts";
 import { numel } from "../../core/tensor.ts";
-import { deviceBytes, GROUP_VALUES } from "./_layout.ts";
+import { deviceBytes, GROUP_VALUES, isGrouped } from "./_layout.ts";
 import type { Ctx } from "./_args.ts";
 import { CudaWeight } from "./_buffers.ts";
 
@@ -25,8 +25,7 @@ export function randomWeight(
   bias: number,
 ): CudaWeight {
   const n = numel(shape), bytes = deviceBytes(type, shape);
-  const grouped = type === DType.Q8_0 || type === DType.Q4_0;
-  if (grouped && (shape[shape.length - 1] % GROUP_VALUES !== 0 || bias !== 0)) {
+  if (isGrouped(type) && (shape[shape.length - 1] % GROUP_VALUES !== 0 || bias !== 0)) {
     throw new Error(
       `randomWeight ${name}: ${dtypeName(type)} needs rows of whole ${GROUP_VALUES}-value groups`,
     );

@@ -34,7 +34,7 @@ import { at, CudaBuf, CudaWeight } from "./_buffers.ts";
 import type { CudaLib } from "./_ffi.ts";
 import { StepGraphs } from "./_graph.ts";
 import { randomWeight, readBandwidth } from "./_bench.ts";
-import { toDevice } from "./_layout.ts";
+import { rowsCols, toDevice } from "./_layout.ts";
 import { OpQueue } from "./_queue.ts";
 import { SparseOps } from "./_sparse.ts";
 
@@ -116,9 +116,7 @@ export class CudaBackend implements Backend {
       );
     }
     // Q8_0 and Q4_0 rows are regrouped into aligned groups on the device (_layout.ts)
-    const cols = t.shape.length === 0 ? 1 : t.shape[t.shape.length - 1];
-    const rows = cols === 0 ? 0 : numel(t.shape) / cols;
-    const data = toDevice(t.type, t.data, rows, cols);
+    const data = toDevice(t.type, t.data, ...rowsCols(t.shape));
     const ptr = this.#malloc(`weight ${t.name}`, data.byteLength);
     this.#check(
       "weight",

@@ -2,8 +2,7 @@ import assert from "node:assert/strict";
 import { DType } from "../../../core/dtype.ts";
 import { type GGUFFile, parseGGUF } from "../../../core/gguf.ts";
 import { Model } from "../../../core/model.ts";
-import { dequantize } from "../../../core/quant.ts";
-import { numel, type Tensor } from "../../../core/tensor.ts";
+import { valuesF32 } from "../../../core/quant.ts";
 import { encodeSafetensors } from "../../../core/safetensors.ts";
 import type { SparseFFN } from "../../../core/weights.ts";
 import { convertCommand } from "../../../plugins/cli/convert.ts";
@@ -161,7 +160,7 @@ Deno.test("convertCommand() --predictor-type re-encodes the predictors and nothi
         }
         assert.equal(u.type, type, n);
         assert.deepEqual(u.shape, t.shape, n);
-        const want = f32Of(t), got = f32Of(u);
+        const want = valuesF32(t), got = valuesF32(u);
         const max = want.reduce((m, v) => Math.max(m, Math.abs(v)), 0);
         const worst = got.reduce((m, v, i) => Math.max(m, Math.abs(v - want[i])), 0);
         assert.ok(worst > 0 && worst <= tol * max, `${n}: max |Δ| ${worst} of ${max}`);
@@ -206,13 +205,6 @@ Deno.test("convertCommand() --predictor-type re-encodes the predictors and nothi
     );
   });
 });
-
-/** A tensor's values as f32. */
-function f32Of(t: Tensor): Float32Array {
-  const x = new Float32Array(numel(t.shape));
-  dequantize(t.type, t.data, 0, x.length, x);
-  return x;
-}
 
 Deno.test("convertCommand() names what is wrong with its flags", async () => {
   await assert.rejects(

@@ -8,7 +8,8 @@
  * time per decoded token spent outside the synchronising logits read.
  *
  * `--mv grid,wpr,prefetch` sets the matvec launch shape for prefill and decode (default
- * `0,0,1`; `3,0,1` is the general kernel without matvec_xreg.cu); the per-shape table sweeps
+ * `0,0,2`: first rows loaded before the PDL wait; `0,0,1` only asks L2 for them; `3,0,1` is
+ * the general kernel without matvec_xreg.cu); the per-shape table sweeps
  * several and checks that the two kernels agree.
  *
  * `--sparse F` makes every FFN sparse (PowerInfer layout) with a rank-`--rank` (1024) low-rank
@@ -162,7 +163,7 @@ const shapes: Record<string, Weight[]> = {
   output: [w.output],
 };
 // 0,0,x: matvec_xreg.cu (x in registers); 3,0,x: the general kernel (matvec.cu).
-const configs = ["0,0,1", "0,0,0", "3,0,1", "3,0,0"];
+const configs = ["0,0,2", "0,0,1", "0,0,0", "3,0,1", "3,0,0"];
 const setConfig = (c: string) => {
   const [g, r, p] = c.split(",").map(Number);
   be.matvecConfig(g, r, p);
@@ -199,7 +200,7 @@ for (const c of quick ? [] : configs) {
 be.write(xs[0], Float32Array.from({ length: nFF }, () => Math.random() * 2 - 1));
 for (const [name, ws] of Object.entries(quick ? {} : shapes)) {
   const m = ws[0] as CudaWeight, out: Float32Array[] = [];
-  for (const c of ["0,0,1", "3,0,1"]) {
+  for (const c of ["0,0,2", "3,0,1"]) {
     setConfig(c);
     be.matmul(ys[0], m, xs[0], 1);
     out.push(be.read(ys[0], 0, m.rows));
@@ -213,7 +214,7 @@ for (const [name, ws] of Object.entries(quick ? {} : shapes)) {
     `matvec check ${name}: max |xreg - general| / max |y| = ${(d / mx).toExponential(1)}`,
   );
 }
-setConfig(arg("--mv", "0,0,1"));
+setConfig(arg("--mv", "0,0,2"));
 {
   // One-block kernels, 32 launches each in one graph: add+rmsnorm; select (sparse only).
   const normMs = be.timeGraph(() => {

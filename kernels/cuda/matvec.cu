@@ -22,9 +22,10 @@ int ts_gemm_tc(int type, float* out, const void* w, const float* x, int rows, in
 
 // Launch shape (bench/cuda_decode.ts sweeps it): grid 0 = auto (matvec_xreg.cu for one
 // token), 1 = resident grid striding over the rows, 2 = one block per 8/wpr rows, 3 = as 1
-// but never matvec_xreg; wpr 0 = auto; prefetch 1 = the first rows of
-// each block are asked of L2 before the wait on the previous kernel.
-static int g_grid = 0, g_wpr = 0, g_prefetch = 1;
+// but never matvec_xreg; wpr 0 = auto; prefetch: what each block reads before the wait on the
+// previous kernel (weights only, which no kernel writes): 1 asks L2 for its first rows,
+// 2 (default) loads matvec_xreg's first step into registers (the general kernel: as 1).
+static int g_grid = 0, g_wpr = 0, g_prefetch = 2;
 
 template <int NT, int ROWS>
 __device__ __forceinline__ void mv_acc(float (&acc)[ROWS][NT], const float (&wv)[ROWS][8],
@@ -249,6 +250,8 @@ static int matvec_batch(MvBatch b, const float* x, int cols, int n_tok) {
   }
   return ts_launch_status();
 }
+
+int ts_matvec_prefetch() { return g_prefetch; }
 
 // Bench only: set the launch shape (see g_grid); 0, 0, 1 is the default.
 TS_EXPORT int ts_matvec_config(int grid, int wpr, int prefetch) {

@@ -392,7 +392,7 @@ export class CudaBackend implements Backend {
     return this.#graphs.time(record, reps);
   }
 
-  /** Bench only: the matvec's launch shape (kernels/cuda/matvec.cu g_grid); 0, 0, 1 = default. */
+  /** Bench only: the matvec's launch shape (kernels/cuda/matvec.cu g_grid); 0, 0, 2 = default. */
   matvecConfig(grid: number, wpr: number, prefetch: number): void {
     this.#q.flush();
     this.#lib.symbols.ts_matvec_config(grid, wpr, prefetch);

@@ -117,6 +117,14 @@ struct QGroups {
   static __device__ __forceinline__ const uint8_t* at(const uint8_t* row, int c) {
     return values(group(row, c), c);
   }
+  // ld(address of value c's byte), then (in d) its block's scale
+  template <typename Ld>
+  static __device__ __forceinline__ auto load(const uint8_t* row, int c, float& d, Ld ld) {
+    const uint8_t* g = group(row, c);
+    const auto q = ld(values(g, c));
+    d = scale(g, c);
+    return q;
+  }
 };
 
 template <>
@@ -187,9 +195,7 @@ struct Chunk<TS_Q8_0> {
   uint2 q;
   float d;
   __device__ __forceinline__ void load(const uint8_t* row, int c) {
-    const uint8_t* g = Elems<TS_Q8_0>::group(row, c);
-    q = ld_stream8(Elems<TS_Q8_0>::values(g, c));
-    d = Elems<TS_Q8_0>::scale(g, c);
+    q = Elems<TS_Q8_0>::load(row, c, d, ld_stream8);
   }
   __device__ __forceinline__ void get(float* o) const {
 #pragma unroll
@@ -212,9 +218,7 @@ struct Chunk<TS_Q4_0> {
   uint32_t q;
   float d;
   __device__ __forceinline__ void load(const uint8_t* row, int c) {
-    const uint8_t* g = Elems<TS_Q4_0>::group(row, c);
-    q = ld_stream4(Elems<TS_Q4_0>::values(g, c));
-    d = Elems<TS_Q4_0>::scale(g, c);
+    q = Elems<TS_Q4_0>::load(row, c, d, ld_stream4);
   }
   __device__ __forceinline__ void get(float* o) const {
 #pragma unroll
@@ -234,9 +238,7 @@ struct Wide<TS_Q8_0> {
   uint4 q;
   float d;
   __device__ __forceinline__ void load(const uint8_t* row, int c) {
-    const uint8_t* g = Elems<TS_Q8_0>::group(row, c);
-    q = ld_stream(Elems<TS_Q8_0>::values(g, c));
-    d = Elems<TS_Q8_0>::scale(g, c);
+    q = Elems<TS_Q8_0>::load(row, c, d, ld_stream);
   }
   // x values 0-3 in a[0], 4-7 in a[1], …
   __device__ __forceinline__ float dotq(const uint32_t (&a)[4], float dx, int) const {
@@ -251,9 +253,7 @@ struct Wide<TS_Q4_0> {
   uint2 q;
   float d;
   __device__ __forceinline__ void load(const uint8_t* row, int c) {
-    const uint8_t* g = Elems<TS_Q4_0>::group(row, c);
-    q = ld_stream8(Elems<TS_Q4_0>::values(g, c));
-    d = Elems<TS_Q4_0>::scale(g, c);
+    q = Elems<TS_Q4_0>::load(row, c, d, ld_stream8);
   }
   // byte k of q holds values 2k (low nibble) and 2k + 1: x's even values 0-6 in a[0], 8-14 in
   // a[1], odd values 1-7 in a[2], 9-15 in a[3]; sx = Σ x_q, so Σ (nibble - 8)·x = Σ nibble·x - 8·sx

@@ -7,7 +7,7 @@
 
 import type { Buf, IndexBuf, Weight } from "../../core/backend.ts";
 import type { DType } from "../../core/dtype.ts";
-import { numel } from "../../core/tensor.ts";
+import { rowsCols } from "./_layout.ts";
 
 /** An f32 activation buffer in device memory. */
 export class CudaBuf implements Buf {
@@ -28,13 +28,12 @@ export class CudaWeight implements Weight {
     readonly ptr: Deno.PointerObject,
     readonly bytes: number,
     readonly f32: Deno.PointerObject | null,
-  ) {}
-  get cols(): number {
-    return this.shape.length === 0 ? 1 : this.shape[this.shape.length - 1];
+  ) {
+    [this.rows, this.cols] = rowsCols(shape);
   }
-  get rows(): number {
-    return this.cols === 0 ? 0 : numel(this.shape) / this.cols;
-  }
+  /** Rows and columns (the last dimension), computed once: ops read them on every call. */
+  readonly rows: number;
+  readonly cols: number;
 }
 
 /** `p` advanced by `bytes`. */

@@ -19,6 +19,13 @@ import {
 } from "../../plugins/cuda/_layout.ts";
 import { normals } from "../_conformance_util.ts";
 
+/** Throws unless every byte of `dst` not marked in `used` is zero (the padding). */
+function zeroPadding(dst: Uint8Array, used: Uint8Array, what: string): void {
+  for (let i = 0; i < dst.byteLength; i++) {
+    if (!used[i] && dst[i] !== 0) throw new Error(`${what}: padding byte ${i} is ${dst[i]}`);
+  }
+}
+
 Deno.test("Q8_0 rows regroup into aligned groups of 8 blocks, every block kept", () => {
   for (const [rows, cols] of [[3, 64], [2, 256], [5, 1056], [1, 4096]]) {
     const src = quantize(DType.Q8_0, normals(rows * cols, rows * 7919 + cols));
@@ -41,11 +48,7 @@ Deno.test("Q8_0 rows regroup into aligned groups of 8 blocks, every block kept",
         used.fill(1, g + 16 + 32 * k, g + 48 + 32 * k);
       }
     }
-    for (let i = 0; i < dst.byteLength; i++) {
-      if (!used[i] && dst[i] !== 0) {
-        throw new Error(`[${rows}, ${cols}]: padding byte ${i} is ${dst[i]}`);
-      }
-    }
+    zeroPadding(dst, used, `[${rows}, ${cols}]`);
   }
 });
 
@@ -72,11 +75,7 @@ Deno.test("Q4_0 rows regroup with values 2k and 2k + 1 in byte k, every block ke
         }
       }
     }
-    for (let i = 0; i < dst.byteLength; i++) {
-      if (!used[i] && dst[i] !== 0) {
-        throw new Error(`[${rows}, ${cols}]: padding byte ${i} is ${dst[i]}`);
-      }
-    }
+    zeroPadding(dst, used, `[${rows}, ${cols}]`);
   }
 });
 

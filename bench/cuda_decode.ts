@@ -12,6 +12,9 @@
  * the general kernel without matvec_xreg.cu); the per-shape table sweeps
  * several and checks that the two kernels agree.
  *
+ * `--repeat N` runs prefill and decode N more times on fresh states and reports how far their
+ * last logits are from the first run's (0: the same bits every run).
+ *
  * `--sparse F` makes every FFN sparse (PowerInfer layout) with a rank-`--rank` (1024) low-rank
  * predictor whose per-layer thresholds are calibrated on two tokens to keep a fraction F of
  * the neurons (`--pred q8_0|q4_0`: quantised predictor weights, in the device's group layouts).
@@ -323,6 +326,29 @@ console.log(
 // last logits of both runs (same tokens, same positions) agree.
 if (breakdownOn) breakdown(be, cfg, w, st, predictor ? thresholds : null, rank);
 const fusedLogits = be.read(st.logits, 0, nVocab);
+// `--repeat N`: N more runs on fresh states (prefill, then decode): tokens/s, and the largest
+// |Δ| of their last logits from the first run's (0 when every run gives the same bits).
+const repeats = Number(arg("--repeat", "0"));
+if (repeats > 0) {
+  const tps: number[] = [];
+  let diff = 0;
+  for (let r = 0; r < repeats; r++) {
+    const sr = new RunState(be, cfg, nPrompt + nDecode + 8);
+    prefill(sr, nPrompt);
+    const t0 = performance.now();
+    for (let i = 0; i < nDecode; i++) {
+      forward(w, cfg, sr, tokens.subarray(nPrompt + i, nPrompt + i + 1), false, run);
+    }
+    tps.push(nDecode / ((performance.now() - t0) / 1000));
+    be.read(sr.logits, 0, nVocab).forEach((v, i) => {
+      diff = Math.max(diff, Math.abs(v - fusedLogits[i]));
+    });
+  }
+  console.log(
+    `repeat: ${tps.map((v) => v.toFixed(1)).join(", ")} tokens/s; ` +
+      `last logits max |Δ| from the first run ${diff}`,
+  );
+}
 if (quick) Deno.exit(0);
 be.matvecFuse(false);
 const st2 = new RunState(be, cfg, nPrompt + nDecode + 8);

@@ -5,7 +5,9 @@
 // Tiles: 64 weight rows × 64 tokens × 32 columns per step, 4 warps of 32×32, a 4-stage
 // cp.async pipeline. At 64 tokens a 7B layer is still memory-bound (64 FLOP per weight
 // byte), so the grid is split along K until it fills every multiprocessor several times
-// over; split results are summed with atomicAdd into a zeroed output.
+// over; each split writes its own partial sums, which a second kernel adds in split order, so
+// the result is the same bits on every run (atomicAdd into a zeroed output was not: it made
+// prefill, and with it greedy decoding, differ from run to run).
 // Needs cols % 32 == 0 (matvec.cu falls back to its own loop otherwise).
 //
 // Build: see ts_cuda.h. Bench: bench/cuda_decode.ts (prefill tokens/s).
@@ -28,8 +30,7 @@ __device__ __forceinline__ void cp_async_wait() { asm volatile("cp.async.wait_gr
 
 template <typename H>
 __global__ void __launch_bounds__(128)
-gemm_kernel(float* out, const H* w, const H* xh, int rows, int cols, int n_tok, int k_split,
-            int atomic) {
+gemm_kernel(float* out, const H* w, const H* xh, int rows, int cols, int n_tok, int k_split) {
   pdl_start();
   __shared__ __align__(128) H As[STAGES][BM * LDS];
   __shared__ __align__(128) H Bs[STAGES][BN * LDS];
@@ -95,12 +96,25 @@ gemm_kernel(float* out, const H* w, const H* xh, int rows, int cols, int n_tok, 
                               wmma::mem_col_major);
     }
   __syncthreads();
+  float* o = out + (size_t)blockIdx.z * n_tok * rows;  // split z's partial sums (or out)
   for (int idx = tid; idx < BM * BN; idx += 128) {
     const int t = idx / BM, r = idx % BM, gr = r0 + r, gt = t0 + t;
     if (gr >= rows || gt >= n_tok) continue;
-    const float v = cs[t * LDC + r];
-    if (atomic) atomicAdd(&out[(size_t)gt * rows + gr], v);
-    else out[(size_t)gt * rows + gr] = v;
+    o[(size_t)gt * rows + gr] = cs[t * LDC + r];
+  }
+}
+
+// out[i] = part[0][i] + part[1][i] + … + part[split - 1][i], in that order; n4 = n / 4.
+__global__ void gemm_sum_kernel(float4* out, const float4* part, size_t n4, int split) {
+  pdl_start();
+  for (size_t i = blockIdx.x * (size_t)blockDim.x + threadIdx.x; i < n4;
+       i += (size_t)gridDim.x * blockDim.x) {
+    float4 s = part[i];
+    for (int z = 1; z < split; z++) {
+      const float4 v = part[z * n4 + i];
+      s.x += v.x, s.y += v.y, s.z += v.z, s.w += v.w;
+    }
+    out[i] = s;
   }
 }
 
@@ -124,18 +138,29 @@ static int gemm(float* out, const void* w, const float* x, int rows, int cols, i
   const size_t nx = (size_t)n_tok * cols;
   H* xh = (H*)ts_scratch(0, nx * sizeof(H));
   if (!xh) return (int)cudaErrorMemoryAllocation;
-  cudaStream_t s = ts_stream();
   const int sms = ts_sm_count() > 0 ? ts_sm_count() : 132;
   ts_launch(round_kernel<H>, (int)min((nx + 255) / 256, (size_t)sms * 16), 256, xh, x, nx);
-  // Split K until about 5 blocks per multiprocessor (the shared-memory limit) are queued.
+  // Split K until about 5 blocks per multiprocessor (the shared-memory limit) are queued;
+  // the partial sums (split · n_tok · rows floats) are summed as float4s.
   const int mn = ((rows + BM - 1) / BM) * ((n_tok + BN - 1) / BN);
+  const size_t n = (size_t)n_tok * rows;
   int split = 1;
-  while (mn * split * 2 <= sms * 5 && cols / (split * 2) >= 8 * BK && cols % (split * 2 * BK) == 0) {
+  const bool vec = n % 4 == 0 && ((uintptr_t)out & 15) == 0;
+  while (vec && mn * split * 2 <= sms * 5 && cols / (split * 2) >= 8 * BK &&
+         cols % (split * 2 * BK) == 0) {
     split *= 2;
   }
-  if (split > 1) cudaMemsetAsync(out, 0, (size_t)n_tok * rows * sizeof(float), s);
+  float* part = out;
+  if (split > 1) {
+    part = (float*)ts_scratch(6, split * n * sizeof(float));
+    if (!part) return (int)cudaErrorMemoryAllocation;
+  }
   dim3 grid((rows + BM - 1) / BM, (n_tok + BN - 1) / BN, split);
-  ts_launch(gemm_kernel<H>, grid, 128, out, (const H*)w, xh, rows, cols, n_tok, cols / split, split > 1);
+  ts_launch(gemm_kernel<H>, grid, 128, part, (const H*)w, xh, rows, cols, n_tok, cols / split);
+  if (split > 1) {
+    ts_launch(gemm_sum_kernel, (int)min((n / 4 + 255) / 256, (size_t)sms * 8), 256,
+              (float4*)out, (const float4*)part, n / 4, split);
+  }
   return ts_launch_status();
 }
 

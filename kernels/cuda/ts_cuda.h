@@ -23,8 +23,9 @@ cudaStream_t ts_stream();
 // Multiprocessors of the device, for grid sizing.
 int ts_sm_count();
 // Scratch slots: 0 GEMM input, 1 attention splits, 2 bench sink, 3 overlapping copies,
-// 4 sparse down partial sums, 5 per-block lists of a fused select (matvec_xreg.cu).
-#define TS_SCRATCH_SLOTS 6
+// 4 sparse down partial sums, 5 per-block lists of a fused select (matvec_xreg.cu), 6 GEMM
+// split partial sums.
+#define TS_SCRATCH_SLOTS 7
 // A device scratch area of at least `bytes`, grown on demand (one per slot, not shared).
 void* ts_scratch(int slot, size_t bytes);
 // 0 when the last launch was accepted, else the cudaError_t value.

@@ -221,6 +221,41 @@ Deno.test({
 });
 
 Deno.test({
+  name: "cuda prefill matmuls (split along K) give the same bits on every run" +
+    (probe.score > 0 ? "" : ` — skipped: ${probe.reason}`),
+  ignore: probe.score <= 0,
+  async fn() {
+    const b = await plugin.open() as CudaBackend;
+    try {
+      // [type, rows, cols, tokens]: split 8, 16 and 4 ways on an H200's 132 multiprocessors.
+      const shapes: [DType, number, number, number][] = [
+        [DType.F16, 4096, 4096, 64],
+        [DType.F16, 1024, 2048, 40],
+        [DType.BF16, 2048, 4096, 17],
+      ];
+      for (const [type, rows, cols, nTok] of shapes) {
+        const w = weightOf(b, type, [rows, cols], normals(rows * cols, rows));
+        const x = upload(b, normals(nTok * cols, cols)), y = b.alloc(nTok * rows);
+        const first = (b.matmul(y, w, x, nTok), b.read(y, 0, nTok * rows));
+        for (let run = 1; run < 5; run++) {
+          b.matmul(y, w, x, nTok);
+          const again = b.read(y, 0, nTok * rows);
+          const i = again.findIndex((v, k) => !Object.is(v, first[k]));
+          if (i >= 0) {
+            throw new Error(
+              `${dtypeName(type)} ${rows}×${cols}, ${nTok} tokens, run ${run}: ` +
+                `[${i}] ${again[i]} vs ${first[i]}`,
+            );
+          }
+        }
+      }
+    } finally {
+      b.close();
+    }
+  },
+});
+
+Deno.test({
   name: "cuda select fused into the matvec lists the same ids as select alone" +
     (probe.score > 0 ? "" : ` — skipped: ${probe.reason}`),
   ignore: probe.score <= 0,

@@ -12,6 +12,9 @@
  * the general kernel without matvec_xreg.cu); the per-shape table sweeps
  * several and checks that the two kernels agree.
  *
+ * `--rope-attn 0` gives a decode step's rope and KV-cache store their own launch again (default
+ * 1: inside the attention launch).
+ *
  * `--repeat N` runs prefill and decode N more times on fresh states and reports how far their
  * last logits are from the first run's (0: the same bits every run).
  *
@@ -218,6 +221,7 @@ for (const [name, ws] of Object.entries(quick ? {} : shapes)) {
   );
 }
 setConfig(arg("--mv", "0,0,2"));
+be.ropeInAttention(arg("--rope-attn", "1") === "1");
 {
   // One-block kernels, 32 launches each in one graph: add+rmsnorm; select (sparse only).
   const normMs = be.timeGraph(() => {

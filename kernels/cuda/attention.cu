@@ -164,10 +164,45 @@ constexpr int DK_WARPS = 4;
 
 // Decode (one token at pos0): block (kv head, 1, split); G query heads per KV head, head_dim
 // = 32 · VEC. Splits and the merge as attn_kernel's (same `part` layout).
+//
+// With `rope` (a captured step, VEC ≥ 2): q and the step's own K row arrive unrotated, as the
+// Q/K/V matvec wrote them (rope.k, rope.v: this token's rows). Each lane rotates its pairs of
+// dims itself, with the angles of ops.cu's rope (double precision, computed before the PDL
+// wait: the position is written before the graph runs, by no kernel), and the block whose
+// split holds the step's position writes the rotated K row and the V row into the cache: the
+// rope and KV-store launch goes away.
+struct RopeIn {
+  const float* k;  // [n_kv, head_dim] this token's k, unrotated (null: q and the cache are ready)
+  const float* v;  // [n_kv, head_dim] this token's v
+  int dim;         // dims rotated (pairs 2i, 2i+1 for 2i < dim)
+  double base;
+};
+
 template <int G, int VEC>
 __global__ void __launch_bounds__(DK_WARPS * 32)
-attn_decode_kernel(float* out, float* part, const float* q, const float* k, const float* v,
-                   int pos0, int n_kv, float scale, int chunk, const int* dpos) {
+attn_decode_kernel(float* out, float* part, const float* q, float* k, float* v, int pos0,
+                   int n_kv, float scale, int chunk, const int* dpos, RopeIn rope) {
+  constexpr int NP = VEC / 2;  // pairs of dims per lane
+  double rc[NP > 0 ? NP : 1], rs[NP > 0 ? NP : 1];
+  const bool roped = VEC >= 2 && rope.k != nullptr;
+  if (roped) {
+    const int p = *dpos;
+#pragma unroll
+    for (int e = 0; e < NP; e++) {
+      const int i = ((threadIdx.x & 31) * VEC) / 2 + e;
+      rc[e] = 1.0, rs[e] = 0.0;
+      if (2 * i < rope.dim) sincos((double)p * pow(rope.base, (-2.0 * i) / rope.dim), &rs[e], &rc[e]);
+    }
+  }
+  // Rotate this lane's pairs of dims (those below rope.dim), as ops.cu's rope does.
+  auto rotate = [&](float* x) {
+#pragma unroll
+    for (int e = 0; e < NP; e++) {
+      if ((((threadIdx.x & 31) * VEC) / 2 + e) * 2 >= rope.dim) continue;
+      const float x0 = x[2 * e], x1 = x[2 * e + 1];
+      x[2 * e] = (float)(x0 * rc[e] - x1 * rs[e]), x[2 * e + 1] = (float)(x0 * rs[e] + x1 * rc[e]);
+    }
+  };
   pdl_start();
   // POS positions per warp step: 2 · POS · VEC loads in flight, POS · G scores in registers
   constexpr int HD = 32 * VEC, POS = 32 / VEC < 64 / G ? 32 / VEC : (64 / G > 4 ? 64 / G : 4);
@@ -186,6 +221,7 @@ attn_decode_kernel(float* out, float* part, const float* q, const float* k, cons
 #pragma unroll
   for (int g = 0; g < G; g++) {
     load_vec<VEC>(qv[g], q + (size_t)(kvh * G + g) * HD + lane * VEC);
+    if (roped) rotate(qv[g]);
 #pragma unroll
     for (int i = 0; i < VEC; i++) qv[g][i] *= scale, acc[g][i] = 0.f;
     m[g] = -INFINITY, l[g] = 0.f;
@@ -194,7 +230,16 @@ attn_decode_kernel(float* out, float* part, const float* q, const float* k, cons
     float kr[POS][VEC], vr[POS][VEC];
 #pragma unroll
     for (int u = 0; u < POS; u++) {
-      if (pb + u < p1) {
+      if (roped && pb + u == pos0) {  // this step's row: rotate it, and store both rows
+        const size_t o = (size_t)kvh * HD + lane * VEC;
+        load_vec<VEC>(kr[u], rope.k + o);
+        load_vec<VEC>(vr[u], rope.v + o);
+        rotate(kr[u]);
+#pragma unroll
+        for (int i = 0; i < VEC; i++) {
+          k[(size_t)pos0 * row + o + i] = kr[u][i], v[(size_t)pos0 * row + o + i] = vr[u][i];
+        }
+      } else if (pb + u < p1) {
         load_vec<VEC>(kr[u], kb + (size_t)(pb + u) * row);
         load_vec<VEC>(vr[u], vb + (size_t)(pb + u) * row);
       } else {
@@ -277,25 +322,25 @@ attn_decode_kernel(float* out, float* part, const float* q, const float* k, cons
 // The decode kernel for G heads per KV head and head_dim (null when it has none).
 template <int G>
 static void launch_decode(dim3 grid, int head_dim, float* out, float* part, const float* q,
-                          const float* k, const float* v, int pos0, int n_kv, float scale,
-                          int chunk, const int* dpos) {
-  if (head_dim == 32) ts_launch(attn_decode_kernel<G, 1>, grid, DK_WARPS * 32, out, part, q, k, v, pos0, n_kv, scale, chunk, dpos);
-  else if (head_dim == 64) ts_launch(attn_decode_kernel<G, 2>, grid, DK_WARPS * 32, out, part, q, k, v, pos0, n_kv, scale, chunk, dpos);
-  else if (head_dim == 128) ts_launch(attn_decode_kernel<G, 4>, grid, DK_WARPS * 32, out, part, q, k, v, pos0, n_kv, scale, chunk, dpos);
-  else ts_launch(attn_decode_kernel<G, 8>, grid, DK_WARPS * 32, out, part, q, k, v, pos0, n_kv, scale, chunk, dpos);
+                          float* k, float* v, int pos0, int n_kv, float scale, int chunk,
+                          const int* dpos, RopeIn r) {
+  if (head_dim == 32) ts_launch(attn_decode_kernel<G, 1>, grid, DK_WARPS * 32, out, part, q, k, v, pos0, n_kv, scale, chunk, dpos, r);
+  else if (head_dim == 64) ts_launch(attn_decode_kernel<G, 2>, grid, DK_WARPS * 32, out, part, q, k, v, pos0, n_kv, scale, chunk, dpos, r);
+  else if (head_dim == 128) ts_launch(attn_decode_kernel<G, 4>, grid, DK_WARPS * 32, out, part, q, k, v, pos0, n_kv, scale, chunk, dpos, r);
+  else ts_launch(attn_decode_kernel<G, 8>, grid, DK_WARPS * 32, out, part, q, k, v, pos0, n_kv, scale, chunk, dpos, r);
 }
 
-// out, q: [n_tok, n_head, head_dim]; k, v: [n_ctx, n_kv, head_dim] holding pos0 + n_tok rows.
-// dpos, when set, holds pos0 on the device (a captured step) and n_ctx bounds it; the split
-// count then depends on n_ctx alone.
-TS_EXPORT int ts_attention_f32(float* out, const float* q, const float* k, const float* v, int n_tok,
-                               int pos0, int n_head, int n_kv, int head_dim, float scale,
-                               const int* dpos, int n_ctx) {
+// Attention of n_tok tokens (see ts_attention_f32), with the rope and KV store folded in when
+// rope.k is set (see ts_attention_rope_f32).
+static int attention(float* out, const float* q, float* k, float* v, int n_tok, int pos0,
+                     int n_head, int n_kv, int head_dim, float scale, const int* dpos, int n_ctx,
+                     RopeIn rope) {
   if (head_dim > 32 * MAX_DPL) return (int)cudaErrorInvalidValue;
   const int group = n_head / n_kv;
   const bool decode = n_tok == 1 && n_head % n_kv == 0 &&
                       (group == 1 || group == 2 || group == 4 || group == 8) &&
                       (head_dim == 32 || head_dim == 64 || head_dim == 128 || head_dim == 256);
+  if (rope.k && !(decode && dpos && head_dim >= 64)) return -1;  // nothing launched
   // Splits: about two blocks per multiprocessor; decode blocks are (KV head, split), at least
   // 32 positions each; others (head, token, split), at least 64 positions each.
   const int n_pos = dpos ? n_ctx : pos0 + n_tok, blocks = decode ? n_kv : n_head * n_tok;
@@ -312,10 +357,10 @@ TS_EXPORT int ts_attention_f32(float* out, const float* q, const float* k, const
   }
   if (decode) {
     const dim3 grid(n_kv, 1, n_split);
-    if (group == 1) launch_decode<1>(grid, head_dim, out, part, q, k, v, pos0, n_kv, scale, chunk, dpos);
-    else if (group == 2) launch_decode<2>(grid, head_dim, out, part, q, k, v, pos0, n_kv, scale, chunk, dpos);
-    else if (group == 4) launch_decode<4>(grid, head_dim, out, part, q, k, v, pos0, n_kv, scale, chunk, dpos);
-    else launch_decode<8>(grid, head_dim, out, part, q, k, v, pos0, n_kv, scale, chunk, dpos);
+    if (group == 1) launch_decode<1>(grid, head_dim, out, part, q, k, v, pos0, n_kv, scale, chunk, dpos, rope);
+    else if (group == 2) launch_decode<2>(grid, head_dim, out, part, q, k, v, pos0, n_kv, scale, chunk, dpos, rope);
+    else if (group == 4) launch_decode<4>(grid, head_dim, out, part, q, k, v, pos0, n_kv, scale, chunk, dpos, rope);
+    else launch_decode<8>(grid, head_dim, out, part, q, k, v, pos0, n_kv, scale, chunk, dpos, rope);
   } else {
     const dim3 grid(n_head, n_tok, n_split);
     const int dpl = (head_dim + 31) / 32;
@@ -325,4 +370,27 @@ TS_EXPORT int ts_attention_f32(float* out, const float* q, const float* k, const
   }
   if (n_split > 1) ts_launch(attn_merge, dim3(n_head, n_tok), MERGE_THREADS, out, part, n_tok, n_head, head_dim, n_split);
   return ts_launch_status();
+}
+
+// out, q: [n_tok, n_head, head_dim]; k, v: [n_ctx, n_kv, head_dim] holding pos0 + n_tok rows.
+// dpos, when set, holds pos0 on the device (a captured step) and n_ctx bounds it; the split
+// count then depends on n_ctx alone.
+TS_EXPORT int ts_attention_f32(float* out, const float* q, const float* k, const float* v, int n_tok,
+                               int pos0, int n_head, int n_kv, int head_dim, float scale,
+                               const int* dpos, int n_ctx) {
+  return attention(out, q, (float*)k, (float*)v, n_tok, pos0, n_head, n_kv, head_dim, scale, dpos,
+                   n_ctx, RopeIn{});
+}
+
+// The same for one token of a captured step (dpos set, head_dim 64, 128 or 256) whose q and
+// k_new are not rotated yet and whose cache rows are not stored yet: rotates q and k_new
+// (dims below rope_dim, ops.cu's rope), stores k and v_new at the position and attends, in one
+// launch. -1 when these shapes need the separate rope and store (nothing was launched).
+TS_EXPORT int ts_attention_rope_f32(float* out, const float* q, float* k, float* v, int pos0,
+                                    int n_head, int n_kv, int head_dim, float scale,
+                                    const int* dpos, int n_ctx, const float* k_new,
+                                    const float* v_new, int rope_dim, double rope_base) {
+  if (!k_new || !v_new) return (int)cudaErrorInvalidValue;
+  return attention(out, q, k, v, 1, pos0, n_head, n_kv, head_dim, scale, dpos, n_ctx,
+                   RopeIn{k_new, v_new, rope_dim, rope_base});
 }

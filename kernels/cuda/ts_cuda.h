@@ -11,7 +11,7 @@
 #include <stdint.h>
 
 // Bump on any change of an exported signature; plugins/cuda/_ffi.ts checks it at load.
-#define TS_CUDA_ABI_VERSION 6
+#define TS_CUDA_ABI_VERSION 7
 
 #define TS_EXPORT extern "C" __attribute__((visibility("default")))
 

@@ -7,7 +7,7 @@
  */
 
 /** Must equal TS_CUDA_ABI_VERSION in kernels/cuda/ts_cuda.h. */
-export const ABI_VERSION = 6;
+export const ABI_VERSION = 7;
 
 const MATMUL = {
   parameters: ["pointer", "pointer", "pointer", "i32", "i32", "i32"],
@@ -184,6 +184,27 @@ export const SYMBOLS = {
       "f32",
       "pointer",
       "i32",
+    ],
+    result: "i32",
+  },
+  // out, q, k, v, pos0, nHead, nKV, headDim, scale, dpos, nCtx, kNew, vNew, ropeDim, ropeBase
+  ts_attention_rope_f32: {
+    parameters: [
+      "pointer",
+      "pointer",
+      "pointer",
+      "pointer",
+      "i32",
+      "i32",
+      "i32",
+      "i32",
+      "f32",
+      "pointer",
+      "i32",
+      "pointer",
+      "pointer",
+      "i32",
+      "f64",
     ],
     result: "i32",
   },

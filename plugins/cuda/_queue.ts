@@ -110,6 +110,11 @@ export class OpQueue {
    * 0.2–2% in five paired runs on an H200 (BENCHMARKS.md); false: select as its own launch.
    */
   fuseSelect = true;
+  /**
+   * A decode step's rope and KV-cache store inside its attention launch (kernels/cuda/
+   * attention.cu, ts_attention_rope_f32); false: their own launch before it.
+   */
+  fuseRope = true;
   /** The step being run or captured; its kernels read pos and token from the device. */
   dyn: Dyn | null = null;
 
@@ -248,6 +253,25 @@ export class OpQueue {
       this.dyn?.pos === rk.pos0 && !this.#mm.length && !this.#add && !this.#norm;
     if (!joins && !afterRope) this.flush();
     this.#stores.push(s);
+  }
+
+  /**
+   * Take out the held ropes of q and k of one decode token and their two cache-row stores when
+   * they are all that is held and match the attention about to run (its `q` and its caches `k`
+   * and `v`), for an attention launch that rotates and stores them itself; null otherwise
+   * (nothing taken).
+   */
+  takeRopeStore(q: P, k: P, v: P): { kNew: P; vNew: P; dim: number; base: number } | null {
+    const [rq, rk] = this.#rope, [sk, sv] = this.#stores, eq = Deno.UnsafePointer.equals;
+    if (!this.fuse || !this.fuseRope || !rq || !rk || !sk || !sv) return null;
+    if (this.#rope.length !== 2 || this.#stores.length !== 2) return null;
+    if (this.#mm.length || this.#add || this.#norm || this.#down) return null;
+    if (
+      rq.nTok !== 1 || this.dyn?.pos !== rq.pos0 || !eq(rq.x.ptr, q) || !eq(sk.dst, k) ||
+      !eq(sv.dst, v) || !eq(sk.src, rk.x.ptr)
+    ) return null;
+    this.#rope = [], this.#stores = [];
+    return { kNew: rk.x.ptr, vNew: sv.src, dim: rq.dim, base: rq.base };
   }
 
   /** Launch whatever is held. */

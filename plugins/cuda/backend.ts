@@ -298,11 +298,37 @@ export class CudaBackend implements Backend {
     this.#a.fits("attention", "out", o, nTok * nHead * headDim);
     this.#a.fits("attention", "k", ks, nPos * nKV * headDim);
     this.#a.fits("attention", "v", vs, nPos * nKV * headDim);
+    const s = this.#lib.symbols;
+    const dyn = this.#q.dyn, nCtx = Math.min(ks.length, vs.length) / (nKV * headDim);
+    const dpos = dyn && dyn.pos === pos0 && nTok === 1 ? dyn.ptr : null;
+    // One token of a captured step: its rope and cache stores run inside the attention launch
+    // (the decode kernel's shapes: head_dim 64, 128 or 256, 1, 2, 4 or 8 heads per KV head).
+    const fits = dpos !== null && [64, 128, 256].includes(headDim) &&
+      [1, 2, 4, 8].includes(nHead / nKV);
+    const rope = fits ? this.#q.takeRopeStore(qs.ptr, ks.ptr, vs.ptr) : null;
     this.#q.flush();
-    if (nTok * nHead * headDim > 0) {
-      const s = this.#lib.symbols;
-      const dyn = this.#q.dyn, nCtx = Math.min(ks.length, vs.length) / (nKV * headDim);
-      const dpos = dyn && dyn.pos === pos0 && nTok === 1 ? dyn.ptr : null;
+    if (rope) {
+      this.#check(
+        "attention",
+        s.ts_attention_rope_f32(
+          o.ptr,
+          qs.ptr,
+          ks.ptr,
+          vs.ptr,
+          pos0,
+          nHead,
+          nKV,
+          headDim,
+          scale,
+          dpos,
+          Math.floor(nCtx),
+          rope.kNew,
+          rope.vNew,
+          rope.dim,
+          rope.base,
+        ),
+      );
+    } else if (nTok * nHead * headDim > 0) {
       this.#check(
         "attention",
         s.ts_attention_f32(
@@ -402,6 +428,12 @@ export class CudaBackend implements Backend {
    * Bench and tests: `on` false runs rmsnorm, add and select beside the matvec, not in it;
    * `select` false keeps only select as its own launch. See _queue.ts.
    */
+  /** Bench and tests: false gives a decode step's rope and KV store their own launch again. */
+  ropeInAttention(on: boolean): void {
+    this.#q.flush();
+    this.#q.fuseRope = on;
+  }
+
   matvecFuse(on: boolean, select = true): void {
     this.#q.flush();
     this.#q.fuse = on;

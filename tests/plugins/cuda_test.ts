@@ -337,30 +337,33 @@ function tinyModel(b: Backend, cfg: ModelConfig): Weights {
   return { tokenEmbd: mat(nVocab, nEmbd), layers, outputNorm: norm(), output: mat(nVocab, nEmbd) };
 }
 
+// A one-layer F16 model (head_dim 128, rope over 64 dims, 4 heads per KV head).
+const TINY: ModelConfig = {
+  arch: "llama",
+  name: "tiny-f16",
+  nEmbd: 2048,
+  nFF: 1024,
+  nLayer: 1,
+  nHead: 16,
+  nKV: 4,
+  headDim: 128,
+  nCtx: 96,
+  nVocab: 256,
+  ropeBase: 10000,
+  ropeDim: 64,
+  eps: 1e-5,
+  nExpert: 0,
+  nExpertUsed: 0,
+  glu: "swiglu",
+  sparseFormat: false,
+};
+
 Deno.test({
   name: "cuda decode steps of a small F16 model give the reference's logits" +
     (probe.score > 0 ? "" : ` — skipped: ${probe.reason}`),
   ignore: probe.score <= 0,
   async fn() {
-    const cfg: ModelConfig = {
-      arch: "llama",
-      name: "tiny-f16",
-      nEmbd: 2048,
-      nFF: 1024,
-      nLayer: 1,
-      nHead: 16,
-      nKV: 4,
-      headDim: 128,
-      nCtx: 96,
-      nVocab: 256,
-      ropeBase: 10000,
-      ropeDim: 64,
-      eps: 1e-5,
-      nExpert: 0,
-      nExpertUsed: 0,
-      glu: "swiglu",
-      sparseFormat: false,
-    };
+    const cfg = TINY;
     const tokens = Int32Array.from({ length: 8 }, (_, i) => (i * 37 + 5) % cfg.nVocab);
     const decode = (b: Backend) => {
       const w = tinyModel(b, cfg), st = new RunState(b, cfg, cfg.nCtx), out: Float32Array[] = [];
@@ -376,6 +379,33 @@ Deno.test({
       decode(b).forEach((l, t) => near(`decode step ${t}`, l, want[t], 1e-3));
     } finally {
       b.close?.();
+    }
+  },
+});
+
+Deno.test({
+  name: "cuda decode steps with the rope and KV store inside attention match separate launches" +
+    (probe.score > 0 ? "" : ` — skipped: ${probe.reason}`),
+  ignore: probe.score <= 0,
+  async fn() {
+    const b = await plugin.open() as CudaBackend;
+    try {
+      const tokens = Int32Array.from({ length: 9 }, (_, i) => (i * 53 + 3) % TINY.nVocab);
+      const w = tinyModel(b, TINY);
+      const [inside, apart] = [true, false].map((on) => {
+        b.ropeInAttention(on);
+        const st = new RunState(b, TINY, TINY.nCtx), out: Float32Array[] = [];
+        forward(w, TINY, st, tokens.subarray(0, 3));
+        for (let t = 3; t < tokens.length; t++) {
+          out.push(forward(w, TINY, st, tokens.subarray(t, t + 1)));
+        }
+        return out;
+      });
+      // Steps 0 and 1 run op by op and are captured; later ones replay the graph.
+      inside.forEach((l, t) => near(`decode step ${t}`, l, apart[t], 1e-6));
+    } finally {
+      b.ropeInAttention(true);
+      b.close();
     }
   },
 });

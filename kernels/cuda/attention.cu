@@ -8,7 +8,9 @@
 // One decode token (attn_decode_kernel): one block per (KV head, split) computes all the query
 // heads of its group, so each K/V row is read once, not once per query head; each lane holds
 // head_dim / 32 contiguous dims and loads the K and V rows of POS positions before it needs
-// them (2 · POS loads in flight), which is what a decode step's latency depends on.
+// them (2 · POS loads in flight), which is what a decode step's latency depends on. In a
+// captured step it also applies the rope to q and the step's K row and stores the K and V rows
+// into the cache (ts_attention_rope_f32), which saves a launch per layer.
 //
 // Build: see ts_cuda.h. Bench: bench/cuda_decode.ts (as part of a decode step).
 #include <math.h>

@@ -10,7 +10,7 @@
 // head_dim / 32 contiguous dims and loads the K and V rows of POS positions before it needs
 // them (2 · POS loads in flight), which is what a decode step's latency depends on. In a
 // captured step it also applies the rope to q and the step's K row and stores the K and V rows
-// into the cache (ts_attention_rope_f32), which saves a launch per layer.
+// into the cache (ts_attention_f32 with k_new), which saves a launch per layer.
 //
 // Build: see ts_cuda.h. Bench: bench/cuda_decode.ts (as part of a decode step).
 #include <math.h>
@@ -332,12 +332,20 @@ static void launch_decode(dim3 grid, int head_dim, float* out, float* part, cons
   else ts_launch(attn_decode_kernel<G, 8>, grid, DK_WARPS * 32, out, part, q, k, v, pos0, n_kv, scale, chunk, dpos, r);
 }
 
-// Attention of n_tok tokens (see ts_attention_f32), with the rope and KV store folded in when
-// rope.k is set (see ts_attention_rope_f32).
-static int attention(float* out, const float* q, float* k, float* v, int n_tok, int pos0,
-                     int n_head, int n_kv, int head_dim, float scale, const int* dpos, int n_ctx,
-                     RopeIn rope) {
-  if (head_dim > 32 * MAX_DPL) return (int)cudaErrorInvalidValue;
+// out, q: [n_tok, n_head, head_dim]; k, v: [n_ctx, n_kv, head_dim] holding pos0 + n_tok rows.
+// dpos, when set, holds pos0 on the device (a captured step) and n_ctx bounds it; the split
+// count then depends on n_ctx alone.
+//
+// k_new set (one token of a captured step, head_dim 64, 128 or 256; else -1 and nothing is
+// launched): q and k_new are not rotated yet and the cache rows at the position are not stored
+// yet; the launch rotates q and k_new (dims below rope_dim, as ops.cu's rope) and stores k_new
+// and v_new at the position before it attends.
+TS_EXPORT int ts_attention_f32(float* out, const float* q, float* k, float* v, int n_tok, int pos0,
+                               int n_head, int n_kv, int head_dim, float scale, const int* dpos,
+                               int n_ctx, const float* k_new, const float* v_new, int rope_dim,
+                               double rope_base) {
+  if (head_dim > 32 * MAX_DPL || (k_new && !v_new)) return (int)cudaErrorInvalidValue;
+  const RopeIn rope{k_new, v_new, rope_dim, rope_base};
   const int group = n_head / n_kv;
   const bool decode = n_tok == 1 && n_head % n_kv == 0 &&
                       (group == 1 || group == 2 || group == 4 || group == 8) &&
@@ -372,27 +380,4 @@ static int attention(float* out, const float* q, float* k, float* v, int n_tok, 
   }
   if (n_split > 1) ts_launch(attn_merge, dim3(n_head, n_tok), MERGE_THREADS, out, part, n_tok, n_head, head_dim, n_split);
   return ts_launch_status();
-}
-
-// out, q: [n_tok, n_head, head_dim]; k, v: [n_ctx, n_kv, head_dim] holding pos0 + n_tok rows.
-// dpos, when set, holds pos0 on the device (a captured step) and n_ctx bounds it; the split
-// count then depends on n_ctx alone.
-TS_EXPORT int ts_attention_f32(float* out, const float* q, const float* k, const float* v, int n_tok,
-                               int pos0, int n_head, int n_kv, int head_dim, float scale,
-                               const int* dpos, int n_ctx) {
-  return attention(out, q, (float*)k, (float*)v, n_tok, pos0, n_head, n_kv, head_dim, scale, dpos,
-                   n_ctx, RopeIn{});
-}
-
-// The same for one token of a captured step (dpos set, head_dim 64, 128 or 256) whose q and
-// k_new are not rotated yet and whose cache rows are not stored yet: rotates q and k_new
-// (dims below rope_dim, ops.cu's rope), stores k and v_new at the position and attends, in one
-// launch. -1 when these shapes need the separate rope and store (nothing was launched).
-TS_EXPORT int ts_attention_rope_f32(float* out, const float* q, float* k, float* v, int pos0,
-                                    int n_head, int n_kv, int head_dim, float scale,
-                                    const int* dpos, int n_ctx, const float* k_new,
-                                    const float* v_new, int rope_dim, double rope_base) {
-  if (!k_new || !v_new) return (int)cudaErrorInvalidValue;
-  return attention(out, q, k, v, 1, pos0, n_head, n_kv, head_dim, scale, dpos, n_ctx,
-                   RopeIn{k_new, v_new, rope_dim, rope_base});
 }

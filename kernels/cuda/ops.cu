@@ -161,7 +161,7 @@ TS_EXPORT int ts_rope_f32(float* x, int n_tok, int n_head, float* x2, int n_head
 // One decode token of a captured step: rope of q (n_head heads) and k (n_kv heads) in place,
 // and the KV-cache rows at the device position: kc[pos] = rotated k, vc[pos] = v. One launch
 // instead of a rope and a store; by default the decode attention does this work itself
-// (attention.cu, ts_attention_rope_f32), and this kernel runs when it cannot.
+// (attention.cu, ts_attention_f32 with k_new), and this kernel runs when it cannot.
 __global__ void rope_store_kernel(float* q, int n_head, float* k, int n_kv, int head_dim,
                                   const int* dpos, int dim, double base, float* kc, float* vc,
                                   const float* v) {

@@ -170,6 +170,8 @@ export const SYMBOLS = {
     result: "i32",
   },
   // out, q, k, v, nTok, pos0, nHead, nKV, headDim, scale, device position (null: pos0), nCtx
+  // out, q, k, v, nTok, pos0, nHead, nKV, headDim, scale, dpos, nCtx, kNew, vNew, ropeDim,
+  // ropeBase (kNew null: q and the cache are ready)
   ts_attention_f32: {
     parameters: [
       "pointer",
@@ -177,23 +179,6 @@ export const SYMBOLS = {
       "pointer",
       "pointer",
       "i32",
-      "i32",
-      "i32",
-      "i32",
-      "i32",
-      "f32",
-      "pointer",
-      "i32",
-    ],
-    result: "i32",
-  },
-  // out, q, k, v, pos0, nHead, nKV, headDim, scale, dpos, nCtx, kNew, vNew, ropeDim, ropeBase
-  ts_attention_rope_f32: {
-    parameters: [
-      "pointer",
-      "pointer",
-      "pointer",
-      "pointer",
       "i32",
       "i32",
       "i32",

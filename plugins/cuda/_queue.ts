@@ -112,7 +112,7 @@ export class OpQueue {
   fuseSelect = true;
   /**
    * A decode step's rope and KV-cache store inside its attention launch (kernels/cuda/
-   * attention.cu, ts_attention_rope_f32); false: their own launch before it.
+   * attention.cu, ts_attention_f32 with kNew); false: their own launch before it.
    */
   fuseRope = true;
   /** The step being run or captured; its kernels read pos and token from the device. */

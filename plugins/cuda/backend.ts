@@ -307,28 +307,7 @@ export class CudaBackend implements Backend {
       [1, 2, 4, 8].includes(nHead / nKV);
     const rope = fits ? this.#q.takeRopeStore(qs.ptr, ks.ptr, vs.ptr) : null;
     this.#q.flush();
-    if (rope) {
-      this.#check(
-        "attention",
-        s.ts_attention_rope_f32(
-          o.ptr,
-          qs.ptr,
-          ks.ptr,
-          vs.ptr,
-          pos0,
-          nHead,
-          nKV,
-          headDim,
-          scale,
-          dpos,
-          Math.floor(nCtx),
-          rope.kNew,
-          rope.vNew,
-          rope.dim,
-          rope.base,
-        ),
-      );
-    } else if (nTok * nHead * headDim > 0) {
+    if (nTok * nHead * headDim > 0) {
       this.#check(
         "attention",
         s.ts_attention_f32(
@@ -344,6 +323,10 @@ export class CudaBackend implements Backend {
           scale,
           dpos,
           Math.floor(nCtx),
+          rope?.kNew ?? null,
+          rope?.vNew ?? null,
+          rope?.dim ?? 0,
+          rope?.base ?? 0,
         ),
       );
     }

@@ -30,6 +30,28 @@ await conformance("cuda");
 const probe = await plugin.probe();
 const nvcc = await findNvcc();
 
+/**
+ * A test that needs the GPU (skipped with the probe's reason without one): `fn` gets an open
+ * backend, closed afterwards.
+ */
+function gpuTest(
+  name: string,
+  fn: (b: CudaBackend, t: Deno.TestContext) => void | Promise<void>,
+): void {
+  Deno.test({
+    name: name + (probe.score > 0 ? "" : ` — skipped: ${probe.reason}`),
+    ignore: probe.score <= 0,
+    async fn(t) {
+      const b = await plugin.open() as CudaBackend;
+      try {
+        await fn(b, t);
+      } finally {
+        b.close();
+      }
+    },
+  });
+}
+
 Deno.test("cuda probe() scores 100 with a GPU, else 0 with a reason", () => {
   if (probe.score !== 100 && (probe.score !== 0 || !probe.reason)) {
     throw new Error(`score ${probe.score} "${probe.reason}"`);
@@ -205,90 +227,59 @@ const EXTRA = [
   longAttention(1, 100, 8, 8),
 ];
 
-Deno.test({
-  name: "cuda matches the reference on the GEMM and split-attention paths" +
-    (probe.score > 0 ? "" : ` — skipped: ${probe.reason}`),
-  ignore: probe.score <= 0,
-  async fn(t) {
-    const backend = await plugin.open();
-    const reference = new ReferenceBackend();
-    try {
-      for (const c of EXTRA) await t.step(c.name, () => runCase(c, backend, reference));
-    } finally {
-      backend.close?.();
-    }
-  },
+gpuTest("cuda matches the reference on the GEMM and split-attention paths", async (b, t) => {
+  const reference = new ReferenceBackend();
+  for (const c of EXTRA) await t.step(c.name, () => runCase(c, b, reference));
 });
 
-Deno.test({
-  name: "cuda prefill matmuls (split along K) give the same bits on every run" +
-    (probe.score > 0 ? "" : ` — skipped: ${probe.reason}`),
-  ignore: probe.score <= 0,
-  async fn() {
-    const b = await plugin.open() as CudaBackend;
-    try {
-      // [type, rows, cols, tokens]: split 8, 16 and 4 ways on an H200's 132 multiprocessors.
-      const shapes: [DType, number, number, number][] = [
-        [DType.F16, 4096, 4096, 64],
-        [DType.F16, 1024, 2048, 40],
-        [DType.BF16, 2048, 4096, 17],
-      ];
-      for (const [type, rows, cols, nTok] of shapes) {
-        const w = weightOf(b, type, [rows, cols], normals(rows * cols, rows));
-        const x = upload(b, normals(nTok * cols, cols)), y = b.alloc(nTok * rows);
-        const first = (b.matmul(y, w, x, nTok), b.read(y, 0, nTok * rows));
-        for (let run = 1; run < 5; run++) {
-          b.matmul(y, w, x, nTok);
-          const again = b.read(y, 0, nTok * rows);
-          const i = again.findIndex((v, k) => !Object.is(v, first[k]));
-          if (i >= 0) {
-            throw new Error(
-              `${dtypeName(type)} ${rows}×${cols}, ${nTok} tokens, run ${run}: ` +
-                `[${i}] ${again[i]} vs ${first[i]}`,
-            );
-          }
-        }
+gpuTest("cuda prefill matmuls (split along K) give the same bits on every run", (b) => {
+  // [type, rows, cols, tokens]: split 8, 16 and 4 ways on an H200's 132 multiprocessors.
+  const shapes: [DType, number, number, number][] = [
+    [DType.F16, 4096, 4096, 64],
+    [DType.F16, 1024, 2048, 40],
+    [DType.BF16, 2048, 4096, 17],
+  ];
+  for (const [type, rows, cols, nTok] of shapes) {
+    const w = weightOf(b, type, [rows, cols], normals(rows * cols, rows));
+    const x = upload(b, normals(nTok * cols, cols)), y = b.alloc(nTok * rows);
+    const first = (b.matmul(y, w, x, nTok), b.read(y, 0, nTok * rows));
+    for (let run = 1; run < 5; run++) {
+      b.matmul(y, w, x, nTok);
+      const again = b.read(y, 0, nTok * rows);
+      const i = again.findIndex((v, k) => !Object.is(v, first[k]));
+      if (i >= 0) {
+        throw new Error(
+          `${dtypeName(type)} ${rows}×${cols}, ${nTok} tokens, run ${run}: ` +
+            `[${i}] ${again[i]} vs ${first[i]}`,
+        );
       }
-    } finally {
-      b.close();
     }
-  },
+  }
 });
 
-Deno.test({
-  name: "cuda select fused into the matvec lists the same ids as select alone" +
-    (probe.score > 0 ? "" : ` — skipped: ${probe.reason}`),
-  ignore: probe.score <= 0,
-  async fn() {
-    const b = await plugin.open() as CudaBackend;
-    try {
-      const rows = 14336, cols = 1024;
-      const x = upload(b, normals(cols, 8));
-      const score = b.alloc(rows), idx = b.allocIndex(rows);
-      for (const type of [DType.F16, DType.Q8_0, DType.Q4_0]) {
-        const w = weightOf(b, type, [rows, cols], normals(rows * cols, 7));
-        for (const thr of [-1e30, 0, 20, 1e30]) {
-          const lists: Int32Array[] = [];
-          for (const fuse of [true, false]) {
-            b.matvecFuse(fuse, fuse);
-            b.writeIndex(idx, Int32Array.of(5)); // stale contents must be overwritten
-            b.matmul(score, w, x, 1);
-            b.select(idx, score, 0, rows, thr);
-            lists.push(b.readIndex(idx));
-          }
-          const [f, p] = lists;
-          if (f.length !== p.length || f.some((v, i) => v !== p[i])) {
-            throw new Error(
-              `${dtypeName(type)} threshold ${thr}: fused ${f.length} ids, plain ${p.length}`,
-            );
-          }
-        }
+gpuTest("cuda select fused into the matvec lists the same ids as select alone", (b) => {
+  const rows = 14336, cols = 1024;
+  const x = upload(b, normals(cols, 8));
+  const score = b.alloc(rows), idx = b.allocIndex(rows);
+  for (const type of [DType.F16, DType.Q8_0, DType.Q4_0]) {
+    const w = weightOf(b, type, [rows, cols], normals(rows * cols, 7));
+    for (const thr of [-1e30, 0, 20, 1e30]) {
+      const lists: Int32Array[] = [];
+      for (const fuse of [true, false]) {
+        b.matvecFuse(fuse, fuse);
+        b.writeIndex(idx, Int32Array.of(5)); // stale contents must be overwritten
+        b.matmul(score, w, x, 1);
+        b.select(idx, score, 0, rows, thr);
+        lists.push(b.readIndex(idx));
       }
-    } finally {
-      b.matvecFuse(true);
-      b.close();
+      const [f, p] = lists;
+      if (f.length !== p.length || f.some((v, i) => v !== p[i])) {
+        throw new Error(
+          `${dtypeName(type)} threshold ${thr}: fused ${f.length} ids, plain ${p.length}`,
+        );
+      }
     }
-  },
+  }
 });
 
 /** Throws unless max |got - want| is within `tol` of max |want|. */
@@ -358,54 +349,36 @@ const TINY: ModelConfig = {
   sparseFormat: false,
 };
 
-Deno.test({
-  name: "cuda decode steps of a small F16 model give the reference's logits" +
-    (probe.score > 0 ? "" : ` — skipped: ${probe.reason}`),
-  ignore: probe.score <= 0,
-  async fn() {
-    const cfg = TINY;
-    const tokens = Int32Array.from({ length: 8 }, (_, i) => (i * 37 + 5) % cfg.nVocab);
-    const decode = (b: Backend) => {
-      const w = tinyModel(b, cfg), st = new RunState(b, cfg, cfg.nCtx), out: Float32Array[] = [];
-      forward(w, cfg, st, tokens.subarray(0, 4));
-      for (let t = 4; t < tokens.length; t++) {
-        out.push(forward(w, cfg, st, tokens.subarray(t, t + 1)));
-      }
-      return out;
-    };
-    const want = decode(new ReferenceBackend());
-    const b = await plugin.open();
-    try {
-      decode(b).forEach((l, t) => near(`decode step ${t}`, l, want[t], 1e-3));
-    } finally {
-      b.close?.();
+gpuTest("cuda decode steps of a small F16 model give the reference's logits", (b) => {
+  const tokens = Int32Array.from({ length: 8 }, (_, i) => (i * 37 + 5) % TINY.nVocab);
+  const decode = (be: Backend) => {
+    const w = tinyModel(be, TINY), st = new RunState(be, TINY, TINY.nCtx);
+    const out: Float32Array[] = [];
+    forward(w, TINY, st, tokens.subarray(0, 4));
+    for (let t = 4; t < tokens.length; t++) {
+      out.push(forward(w, TINY, st, tokens.subarray(t, t + 1)));
     }
-  },
+    return out;
+  };
+  const want = decode(new ReferenceBackend());
+  decode(b).forEach((l, t) => near(`decode step ${t}`, l, want[t], 1e-3));
 });
 
-Deno.test({
-  name: "cuda decode steps with the rope and KV store inside attention match separate launches" +
-    (probe.score > 0 ? "" : ` — skipped: ${probe.reason}`),
-  ignore: probe.score <= 0,
-  async fn() {
-    const b = await plugin.open() as CudaBackend;
-    try {
-      const tokens = Int32Array.from({ length: 9 }, (_, i) => (i * 53 + 3) % TINY.nVocab);
-      const w = tinyModel(b, TINY);
-      const [inside, apart] = [true, false].map((on) => {
-        b.ropeInAttention(on);
-        const st = new RunState(b, TINY, TINY.nCtx), out: Float32Array[] = [];
-        forward(w, TINY, st, tokens.subarray(0, 3));
-        for (let t = 3; t < tokens.length; t++) {
-          out.push(forward(w, TINY, st, tokens.subarray(t, t + 1)));
-        }
-        return out;
-      });
-      // Steps 0 and 1 run op by op and are captured; later ones replay the graph.
-      inside.forEach((l, t) => near(`decode step ${t}`, l, apart[t], 1e-6));
-    } finally {
-      b.ropeInAttention(true);
-      b.close();
-    }
+gpuTest(
+  "cuda decode steps with the rope and KV store inside attention match separate launches",
+  (b) => {
+    const tokens = Int32Array.from({ length: 9 }, (_, i) => (i * 53 + 3) % TINY.nVocab);
+    const w = tinyModel(b, TINY);
+    const [inside, apart] = [true, false].map((on) => {
+      b.ropeInAttention(on);
+      const st = new RunState(b, TINY, TINY.nCtx), out: Float32Array[] = [];
+      forward(w, TINY, st, tokens.subarray(0, 3));
+      for (let t = 3; t < tokens.length; t++) {
+        out.push(forward(w, TINY, st, tokens.subarray(t, t + 1)));
+      }
+      return out;
+    });
+    // Steps 0 and 1 run op by op and are captured; later ones replay the graph.
+    inside.forEach((l, t) => near(`decode step ${t}`, l, apart[t], 1e-6));
   },
-});
+);

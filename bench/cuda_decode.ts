@@ -325,11 +325,19 @@ console.log(
   `host: ${hostMs.toFixed(2)} ms/token issuing ops, ${(readMs / nDecode).toFixed(2)} ms/token ` +
     `waiting in the logits read`,
 );
-// The same decode with rmsnorm, residual add and select as their own launches (the plain
-// ops beside matvec_xreg.cu's fused prologue/epilogues), on a fresh state: speed, and the
-// last logits of both runs (same tokens, same positions) agree.
 if (breakdownOn) breakdown(be, cfg, w, st, predictor ? thresholds : null, rank);
 const fusedLogits = be.read(st.logits, 0, nVocab);
+/** Prefill and decode again on a fresh state: decode tokens/s and the last logits. */
+const freshRun = () => {
+  const sr = new RunState(be, cfg, nPrompt + nDecode + 8);
+  prefill(sr, nPrompt);
+  const t0 = performance.now();
+  for (let i = 0; i < nDecode; i++) {
+    forward(w, cfg, sr, tokens.subarray(nPrompt + i, nPrompt + i + 1), false, run);
+  }
+  const tps = nDecode / ((performance.now() - t0) / 1000);
+  return { tps, logits: be.read(sr.logits, 0, nVocab) };
+};
 // `--repeat N`: N more runs on fresh states (prefill, then decode): tokens/s, and the largest
 // |Δ| of their last logits from the first run's (0 when every run gives the same bits).
 const repeats = Number(arg("--repeat", "0"));
@@ -337,16 +345,9 @@ if (repeats > 0) {
   const tps: number[] = [];
   let diff = 0;
   for (let r = 0; r < repeats; r++) {
-    const sr = new RunState(be, cfg, nPrompt + nDecode + 8);
-    prefill(sr, nPrompt);
-    const t0 = performance.now();
-    for (let i = 0; i < nDecode; i++) {
-      forward(w, cfg, sr, tokens.subarray(nPrompt + i, nPrompt + i + 1), false, run);
-    }
-    tps.push(nDecode / ((performance.now() - t0) / 1000));
-    be.read(sr.logits, 0, nVocab).forEach((v, i) => {
-      diff = Math.max(diff, Math.abs(v - fusedLogits[i]));
-    });
+    const again = freshRun();
+    tps.push(again.tps);
+    again.logits.forEach((v, i) => (diff = Math.max(diff, Math.abs(v - fusedLogits[i]))));
   }
   console.log(
     `repeat: ${tps.map((v) => v.toFixed(1)).join(", ")} tokens/s; ` +
@@ -354,26 +355,16 @@ if (repeats > 0) {
   );
 }
 if (quick) Deno.exit(0);
+// The same decode with rmsnorm, residual add and select as their own launches (the plain
+// ops beside matvec_xreg.cu's fused prologue/epilogues), on a fresh state: speed, and the
+// last logits of both runs (same tokens, same positions) agree.
 be.matvecFuse(false);
-const st2 = new RunState(be, cfg, nPrompt + nDecode + 8);
-prefill(st2, nPrompt);
-s = performance.now();
-for (let i = 0; i < nDecode; i++) {
-  forward(w, cfg, st2, tokens.subarray(nPrompt + i, nPrompt + i + 1), false, run);
-}
-const plainTps = nDecode / ((performance.now() - s) / 1000);
-const plainLogits = be.read(st2.logits, 0, nVocab);
+const { tps: plainTps, logits: plainLogits } = freshRun();
 // Sparse: once more with select as its own launch (the default fuses it into fc2).
 let selectTps = 0;
 if (sparse > 0) {
   be.matvecFuse(true, false);
-  const st3 = new RunState(be, cfg, nPrompt + nDecode + 8);
-  prefill(st3, nPrompt);
-  s = performance.now();
-  for (let i = 0; i < nDecode; i++) {
-    forward(w, cfg, st3, tokens.subarray(nPrompt + i, nPrompt + i + 1), false, run);
-  }
-  selectTps = nDecode / ((performance.now() - s) / 1000);
+  selectTps = freshRun().tps;
   console.log(`decode with select as its own launch: ${selectTps.toFixed(1)} tokens/s`);
 }
 be.matvecFuse(true);

@@ -43,8 +43,8 @@ __device__ __forceinline__ float epilogue(int epi, float g, float u) {
   return fmaxf(g, 0.f) * fmaxf(u, 0.f);
 }
 
-// The matvec's first-rows mode (ts_matvec_config): 0 none, 1 asked into L2 before the PDL wait
-// (default), 2 loaded into registers before the wait (matvec_xreg.cu).
+// The matvec's first-rows mode (ts_matvec_config): 0 none, 1 asked into L2 before the PDL wait,
+// 2 (default) loaded into registers before the wait (matvec_xreg.cu).
 int ts_matvec_prefetch();
 
 // matvec_xreg.cu: one token, F16/BF16/Q8_0/Q4_0, cols a whole number of its chunks; false when

@@ -10,7 +10,7 @@ import type { CudaLib } from "./_ffi.ts";
 import type { OpQueue } from "./_queue.ts";
 import { CudaBuf, CudaIndex, CudaWeight } from "./_buffers.ts";
 
-/** What the backend's op files (`_sparse.ts`, `_graph.ts`) share with it. */
+/** What the backend's op files (`_attention.ts`, `_sparse.ts`, `_graph.ts`) share with it. */
 export interface Ctx {
   readonly lib: CudaLib;
   readonly q: OpQueue;

@@ -10,8 +10,9 @@
  * sum is one kernel, and two ropes are one launch. Any other op flushes what is held first,
  * so the order of effects is the contract's. Decode steps are captured as CUDA graphs (`step`).
  *
- * Split by concept: handles in `_buffers.ts`, argument checks in `_args.ts`, sparse ops in
- * `_sparse.ts`, step capture in `_graph.ts`, bench helpers in `_bench.ts`.
+ * Split by concept: handles in `_buffers.ts`, argument checks in `_args.ts`, rope and attention
+ * in `_attention.ts`, sparse ops in `_sparse.ts`, step capture in `_graph.ts`, bench helpers in
+ * `_bench.ts`.
  *
  * @module
  */
@@ -30,6 +31,7 @@ import { DType, dtypeName } from "../../core/dtype.ts";
 import { dequantize } from "../../core/quant.ts";
 import { numel, type Tensor, tensorBytes } from "../../core/tensor.ts";
 import { Args, type Ctx } from "./_args.ts";
+import { AttentionOps } from "./_attention.ts";
 import { at, CudaBuf, CudaWeight } from "./_buffers.ts";
 import type { CudaLib } from "./_ffi.ts";
 import { StepGraphs } from "./_graph.ts";
@@ -62,6 +64,7 @@ export class CudaBackend implements Backend {
   readonly #q: OpQueue;
   readonly #a = new Args(() => this.#closed);
   readonly #sparse: SparseOps;
+  readonly #attn: AttentionOps;
   readonly #graphs: StepGraphs;
   readonly #ctx: Ctx;
   #closed = false;
@@ -97,6 +100,7 @@ export class CudaBackend implements Backend {
       malloc: (what, bytes) => this.#malloc(what, bytes),
     };
     this.#sparse = new SparseOps(ctx);
+    this.#attn = new AttentionOps(ctx);
     this.#graphs = new StepGraphs(ctx);
   }
 
@@ -265,71 +269,13 @@ export class CudaBackend implements Backend {
     this.#check("rmsnorm", this.#lib.symbols.ts_rmsnorm_f32(o.ptr, xs.ptr, nw.f32, nTok, n, eps));
   }
 
-  rope(x: Buf, nTok: number, nHead: number, headDim: number, pos0: number, p: RopeParams): void {
-    const xs = this.#a.buf("rope", "x", x);
-    this.#a.count("rope", "nTok", nTok);
-    this.#a.count("rope", "nHead", nHead);
-    this.#a.count("rope", "headDim", headDim);
-    this.#a.count("rope", "pos0", pos0);
-    if (p.dim % 2 !== 0 || p.dim < 0 || p.dim > headDim) {
-      throw new Error(`cuda rope: dim ${p.dim} must be even and at most headDim ${headDim}`);
-    }
-    this.#a.fits("rope", "x", xs, nTok * nHead * headDim);
-    if (nTok * nHead * p.dim > 0) {
-      this.#q.rope({ x: xs, nTok, nHead, headDim, pos0, dim: p.dim, base: p.base });
-    }
-  }
+  // ---- rope and attention (kernels/cuda/ops.cu, attention.cu; _attention.ts) ----
 
+  rope(x: Buf, nTok: number, nHead: number, headDim: number, pos0: number, p: RopeParams): void {
+    this.#attn.rope(x, nTok, nHead, headDim, pos0, p);
+  }
   attention(out: Buf, q: Buf, k: Buf, v: Buf, a: AttnParams): void {
-    const o = this.#a.buf("attention", "out", out);
-    const qs = this.#a.buf("attention", "q", q);
-    const ks = this.#a.buf("attention", "k", k);
-    const vs = this.#a.buf("attention", "v", v);
-    const { nTok, pos0, nHead, nKV, headDim, scale } = a;
-    this.#a.count("attention", "nTok", nTok);
-    this.#a.count("attention", "pos0", pos0);
-    this.#a.count("attention", "headDim", headDim);
-    if (!(nKV > 0 && Number.isInteger(nKV) && nHead % nKV === 0)) {
-      throw new Error(`cuda attention: nHead ${nHead} must be a multiple of nKV ${nKV}`);
-    }
-    if (headDim > 256) throw new Error(`cuda attention: headDim ${headDim} is over 256`);
-    const nPos = pos0 + nTok;
-    this.#a.fits("attention", "q", qs, nTok * nHead * headDim);
-    this.#a.fits("attention", "out", o, nTok * nHead * headDim);
-    this.#a.fits("attention", "k", ks, nPos * nKV * headDim);
-    this.#a.fits("attention", "v", vs, nPos * nKV * headDim);
-    const s = this.#lib.symbols;
-    const dyn = this.#q.dyn, nCtx = Math.min(ks.length, vs.length) / (nKV * headDim);
-    const dpos = dyn && dyn.pos === pos0 && nTok === 1 ? dyn.ptr : null;
-    // One token of a captured step: its rope and cache stores run inside the attention launch
-    // (the decode kernel's shapes: head_dim 64, 128 or 256, 1, 2, 4 or 8 heads per KV head).
-    const fits = dpos !== null && [64, 128, 256].includes(headDim) &&
-      [1, 2, 4, 8].includes(nHead / nKV);
-    const rope = fits ? this.#q.takeRopeStore(qs.ptr, ks.ptr, vs.ptr) : null;
-    this.#q.flush();
-    if (nTok * nHead * headDim > 0) {
-      this.#check(
-        "attention",
-        s.ts_attention_f32(
-          o.ptr,
-          qs.ptr,
-          ks.ptr,
-          vs.ptr,
-          nTok,
-          pos0,
-          nHead,
-          nKV,
-          headDim,
-          scale,
-          dpos,
-          Math.floor(nCtx),
-          rope?.kNew ?? null,
-          rope?.vNew ?? null,
-          rope?.dim ?? 0,
-          rope?.base ?? 0,
-        ),
-      );
-    }
+    this.#attn.attention(out, q, k, v, a);
   }
 
   add(out: Buf, a: Buf, b: Buf, n: number): void {

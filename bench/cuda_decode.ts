@@ -15,6 +15,9 @@
  * `--rope-attn 0` gives a decode step's rope and KV-cache store their own launch again (default
  * 1: inside the attention launch).
  *
+ * `--sel-glu 0` makes the predictor's fused select complete the index list itself (default 1:
+ * it leaves per-block lists, and the gathered glu that follows places them).
+ *
  * `--repeat N` runs prefill and decode N more times on fresh states and reports how far their
  * last logits are from the first run's (0: the same bits every run).
  *
@@ -222,6 +225,11 @@ for (const [name, ws] of Object.entries(quick ? {} : shapes)) {
 }
 setConfig(arg("--mv", "0,0,2"));
 be.ropeInAttention(arg("--rope-attn", "1") === "1");
+be.selectInGlu(arg("--sel-glu", "1") === "1");
+{
+  const [cap, loads] = arg("--xr", "0,8").split(",").map(Number);
+  be.matvecXreg(cap, loads);
+}
 {
   // One-block kernels, 32 launches each in one graph: add+rmsnorm; select (sparse only).
   const normMs = be.timeGraph(() => {

@@ -35,6 +35,7 @@ struct MvBatch {
   int* sel_ids;  // [rows]: block q's survivors from its first row on
   int* sel_cnt;  // [grid]
   float sel_thr;
+  int sel_local;  // 1: stop at the per-block lists (ts_local_sel); the next glu places them
 };
 
 __device__ __forceinline__ float epilogue(int epi, float g, float u) {

@@ -19,7 +19,10 @@ static void* g_scratch[TS_SCRATCH_SLOTS] = {};
 static size_t g_scratch_bytes[TS_SCRATCH_SLOTS] = {};
 static int g_scratch_epoch = 0;  // bumped whenever a scratch area moves
 
+static TsLocalSel g_local_sel = {};
+
 cudaStream_t ts_stream() { return g_stream; }
+TsLocalSel& ts_local_sel() { return g_local_sel; }
 int ts_sm_count() { return g_sms; }
 int ts_launch_status() { return (int)cudaGetLastError(); }
 

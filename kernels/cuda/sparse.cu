@@ -106,23 +106,88 @@ __device__ __forceinline__ float dot8(const float* w, const float* x) {
          w[6] * b.z + w[7] * b.w;
 }
 
+constexpr int GS_MAX_LISTS = 2048;  // per-block lists a from_select glu scans (XR_SEL_MAX_GRID)
+
+// From a select epilogue's per-block lists (TsLocalSel): pre[q] = the survivors of blocks
+// before q, pre[grid] = all of them (a block-wide exclusive scan of the counts).
+__device__ void lists_scan(int* pre, const TsLocalSel& ls) {
+  __shared__ int wt[GS_WARPS];
+  const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
+  const int per = (ls.grid + GS_WARPS * 32 - 1) / (GS_WARPS * 32);
+  int c[GS_MAX_LISTS / (GS_WARPS * 32)], mine = 0;
+#pragma unroll
+  for (int e = 0; e < GS_MAX_LISTS / (GS_WARPS * 32); e++) {
+    const int q = threadIdx.x * per + e;
+    c[e] = e < per && q < ls.grid ? ls.cnt[q] : 0;
+    mine += c[e];
+  }
+  int incl = mine;
+#pragma unroll
+  for (int o = 1; o < 32; o <<= 1) {
+    const int v = __shfl_up_sync(0xffffffffu, incl, o);
+    if (lane >= o) incl += v;
+  }
+  if (lane == 31) wt[warp] = incl;
+  __syncthreads();
+  int at = incl - mine, all = 0;
+#pragma unroll
+  for (int k = 0; k < GS_WARPS; k++) at += k < warp ? wt[k] : 0, all += wt[k];
+#pragma unroll
+  for (int e = 0; e < GS_MAX_LISTS / (GS_WARPS * 32); e++) {
+    const int q = threadIdx.x * per + e;
+    if (e < per && q < ls.grid) pre[q] = at;
+    at += c[e];
+  }
+  if (threadIdx.x == 0) pre[ls.grid] = all;
+  __syncthreads();
+}
+
+// Survivor k of the lists: from the block q with pre[q] <= k < pre[q + 1].
+__device__ __forceinline__ int lists_id(const int* pre, const TsLocalSel& ls, int k) {
+  int lo = 0, hi = ls.grid - 1;
+  while (lo < hi) {
+    const int mid = (lo + hi + 1) >> 1;
+    if (pre[mid] <= k) lo = mid;
+    else hi = mid - 1;
+  }
+  return ls.ids[(int)((long long)lo * ls.total / ls.grid) + k - pre[lo]];
+}
+
 // act[k] = glu(gate[i]·x or gate_out[i], up[i]·x), i = idx[1 + k], k < count; wpr warps per k.
 // The grid is sized for the GPU, not the list's capacity: blocks stride over the count read
 // on the device (few idle blocks when the list is short). VEC: cols % 8 == 0, x 16-byte aligned.
-template <int T, bool VEC>
+// LISTS: the list comes from a select epilogue's per-block lists (ls); every block scans their
+// counts, and the warps write the ids they take (and block 0 the count) into ls.idx.
+template <int T, bool VEC, bool LISTS>
 __global__ void __launch_bounds__(GS_WARPS * 32)
 glu_sparse_kernel(float* act, const uint8_t* gate, const float* gate_out, const uint8_t* up,
-                  const float* x, const int* idx, int cols, size_t row_bytes, int kind, int wpr) {
+                  const float* x, const int* idx, int cols, size_t row_bytes, int kind, int wpr,
+                  TsLocalSel ls) {
   pdl_start();
   __shared__ float red[GS_WARPS][2];
+  __shared__ int pre[LISTS ? GS_MAX_LISTS + 1 : 1];
   const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31, ks = warp % wpr;
-  const int per = GS_WARPS / wpr, count = idx[0];
+  const int per = GS_WARPS / wpr;
+  int count;
+  if constexpr (LISTS) {
+    lists_scan(pre, ls);
+    count = pre[ls.grid];
+    if (blockIdx.x == 0 && threadIdx.x == 0) ls.idx[0] = count;
+  } else {
+    count = idx[0];
+  }
   for (int kb = blockIdx.x * per; kb < count; kb += gridDim.x * per) {
     const int k = kb + warp / wpr;
     const bool live = k < count;
     float g = 0.f, u = 0.f;
+    int i = 0;
     if (live) {
-      const int i = idx[1 + k];
+      if constexpr (LISTS) {
+        i = lists_id(pre, ls, k);
+        if (lane == 0 && ks == 0) ls.idx[1 + k] = i;
+      } else {
+        i = idx[1 + k];
+      }
       const uint8_t* ur = up + (size_t)i * row_bytes;
       const uint8_t* gr = gate ? gate + (size_t)i * row_bytes : nullptr;
       if (VEC) {
@@ -165,26 +230,40 @@ glu_sparse_kernel(float* act, const uint8_t* gate, const float* gate_out, const 
       __syncthreads();  // red is read before the next step rewrites it
     }
     if (live && lane == 0 && ks == 0) {
-      if (!gate) g = gate_out[idx[1 + k]];
+      if (!gate) g = gate_out[i];
       act[k] = glu1(kind, g, u);
     }
   }
 }
 
+template <int T, bool LISTS>
+static void glu_launch(int blocks, float* act, const uint8_t* gate, const float* gate_out,
+                       const uint8_t* up, const float* x, const int* idx, int cols, int kind,
+                       int wpr, const TsLocalSel& ls) {
+  const size_t rb = ts_row_bytes(T, cols);
+  if (cols % 8 == 0 && ((uintptr_t)x & 15) == 0) {
+    ts_launch(glu_sparse_kernel<T, true, LISTS>, blocks, GS_WARPS * 32, act, gate, gate_out, up, x, idx, cols, rb, kind, wpr, ls);
+  } else {
+    ts_launch(glu_sparse_kernel<T, false, LISTS>, blocks, GS_WARPS * 32, act, gate, gate_out, up, x, idx, cols, rb, kind, wpr, ls);
+  }
+}
+
+// from_select: idx is the list of the select epilogue just launched with sel_local
+// (ts_local_sel); this launch completes it. Else (or when that does not match) -2.
 template <int T>
 static int glu_sparse(float* act, const uint8_t* gate, const float* gate_out, const uint8_t* up,
-                      const float* x, const int* idx, int capacity, int cols, int kind) {
+                      const float* x, int* idx, int capacity, int cols, int kind, int from_select) {
   const int wpr = cols >= 2048 ? 2 : 1, per = GS_WARPS / wpr;
   int blocks = (capacity + per - 1) / per;
   const int cap = 4 * (ts_sm_count() > 0 ? ts_sm_count() : 132);  // about 4 per multiprocessor
   if (blocks > cap) blocks = cap;
-  const size_t rb = ts_row_bytes(T, cols);
-  if (blocks == 0) return 0;
-  if (cols % 8 == 0 && ((uintptr_t)x & 15) == 0) {
-    ts_launch(glu_sparse_kernel<T, true>, blocks, GS_WARPS * 32, act, gate, gate_out, up, x, idx, cols, rb, kind, wpr);
-  } else {
-    ts_launch(glu_sparse_kernel<T, false>, blocks, GS_WARPS * 32, act, gate, gate_out, up, x, idx, cols, rb, kind, wpr);
-  }
+  TsLocalSel ls = ts_local_sel();
+  ts_local_sel().idx = nullptr;  // one glu takes the lists
+  if (from_select && (ls.idx != idx || ls.grid < 1 || ls.grid > GS_MAX_LISTS)) return -2;
+  if (blocks == 0 && !from_select) return 0;
+  if (blocks == 0) blocks = 1;
+  if (from_select) glu_launch<T, true>(blocks, act, gate, gate_out, up, x, idx, cols, kind, wpr, ls);
+  else glu_launch<T, false>(blocks, act, gate, gate_out, up, x, idx, cols, kind, wpr, ls);
   return ts_launch_status();
 }
 
@@ -248,16 +327,27 @@ down_sparse_kernel(float* part, const uint8_t* down_t, const float* act, const i
   }
 }
 
-// out = Σ_y part[y] in order; with res_out also res_out = res_a + out (the residual add).
-__global__ void sum_splits_kernel(float* out, const float* part, int cols, int n_split,
-                                  float* res_out, const float* res_a) {
+constexpr int SUM_THREADS = 128;
+
+// out = Σ_y part[y] in order; with res_out also res_out = res_a + out (the residual add). Every
+// split's value is loaded before the first add (one round trip to L2, not one per few splits).
+__global__ void __launch_bounds__(SUM_THREADS)
+sum_splits_kernel(float* out, const float* part, int cols, int n_split, float* res_out,
+                  const float* res_a) {
   pdl_start();
-  for (int j = blockIdx.x * blockDim.x + threadIdx.x; j < cols; j += gridDim.x * blockDim.x) {
-    float s = 0.f;
-    for (int y = 0; y < n_split; y++) s += part[(size_t)y * cols + j];
-    out[j] = s;
-    if (res_out) res_out[j] = res_a[j] + s;
+  const int j = blockIdx.x * SUM_THREADS + threadIdx.x;
+  if (j >= cols) return;
+  float v[DS_MAX_SPLIT];
+#pragma unroll
+  for (int y = 0; y < DS_MAX_SPLIT; y++) v[y] = y < n_split ? part[(size_t)y * cols + j] : 0.f;
+  const float a = res_out ? res_a[j] : 0.f;
+  float s = 0.f;
+#pragma unroll
+  for (int y = 0; y < DS_MAX_SPLIT; y++) {
+    if (y < n_split) s += v[y];
   }
+  out[j] = s;
+  if (res_out) res_out[j] = a + s;
 }
 
 template <int T>
@@ -275,7 +365,7 @@ static int down_sparse(float* out, const uint8_t* down_t, const float* act, cons
   const bool vec = cols % 8 == 0;
   if (vec) ts_launch(down_sparse_kernel<T, true>, grid, DS_WARPS * 32, part, down_t, act, idx, cols, rb);
   else ts_launch(down_sparse_kernel<T, false>, grid, DS_WARPS * 32, part, down_t, act, idx, cols, rb);
-  ts_launch(sum_splits_kernel, grid_of(cols, 256), 256, out, part, cols, n_split, res_out, res_a);
+  ts_launch(sum_splits_kernel, (cols + SUM_THREADS - 1) / SUM_THREADS, SUM_THREADS, out, part, cols, n_split, res_out, res_a);
   return ts_launch_status();
 }
 
@@ -295,9 +385,9 @@ TS_EXPORT int ts_axpy_f32(float* out, const float* x, int n, float alpha) {
 // Down: res_out, when set, also gets res_a + out (the residual add after the FFN).
 #define TS_SPARSE(name, T)                                                                     \
   TS_EXPORT int ts_glu_sparse_##name(float* act, const uint8_t* gate, const float* gate_out,   \
-                                     const uint8_t* up, const float* x, const int* idx,        \
-                                     int capacity, int cols, int kind) {                      \
-    return glu_sparse<T>(act, gate, gate_out, up, x, idx, capacity, cols, kind);               \
+                                     const uint8_t* up, const float* x, int* idx,              \
+                                     int capacity, int cols, int kind, int from_select) {     \
+    return glu_sparse<T>(act, gate, gate_out, up, x, idx, capacity, cols, kind, from_select);  \
   }                                                                                            \
   TS_EXPORT int ts_down_sparse_##name(float* out, const uint8_t* down_t, const float* act,     \
                                       const int* idx, int cols, float* res_out,               \

@@ -11,7 +11,7 @@
 #include <stdint.h>
 
 // Bump on any change of an exported signature; plugins/cuda/_ffi.ts checks it at load.
-#define TS_CUDA_ABI_VERSION 7
+#define TS_CUDA_ABI_VERSION 8
 
 #define TS_EXPORT extern "C" __attribute__((visibility("default")))
 
@@ -30,6 +30,18 @@ int ts_sm_count();
 void* ts_scratch(int slot, size_t bytes);
 // 0 when the last launch was accepted, else the cudaError_t value.
 int ts_launch_status();
+
+// A select epilogue that left its survivors in per-block lists (matvec_xreg.cu, sel_local):
+// block q of `grid` kept ids[q·total/grid ..] (ascending), cnt[q] of them. The gathered glu
+// that follows (sparse.cu, from_select) places them into the index list `idx` itself.
+struct TsLocalSel {
+  int* idx;
+  const int* ids;
+  const int* cnt;
+  int grid, total;
+};
+// The last such launch's lists (host side; idx null when none is pending).
+TsLocalSel& ts_local_sel();
 
 // Streamed weights: bypass L1 so the activations it holds stay there.
 __device__ __forceinline__ uint4 ld_stream(const void* p) {

@@ -7,7 +7,7 @@
  */
 
 /** Must equal TS_CUDA_ABI_VERSION in kernels/cuda/ts_cuda.h. */
-export const ABI_VERSION = 7;
+export const ABI_VERSION = 8;
 
 const MATMUL = {
   parameters: ["pointer", "pointer", "pointer", "i32", "i32", "i32"],
@@ -34,7 +34,8 @@ const MATVEC_BATCH = {
   result: "i32",
 } as const;
 // The batch's arguments but nTok (one token), then norm weight, normed x out, eps, side (rmsnorm
-// prologue; side: the rows read x as given), residual out and a (add epilogue), index list and threshold (select); null = off.
+// prologue; side: the rows read x as given), residual out and a (add epilogue), index list,
+// threshold and local (select; local 1: per-block lists that the next glu places); null = off.
 const MATVEC_FUSED = {
   parameters: [
     ...MATVEC_BATCH.parameters.slice(0, 13) as [
@@ -60,6 +61,7 @@ const MATVEC_FUSED = {
     "pointer",
     "pointer",
     "f32",
+    "i32",
   ],
   result: "i32",
 } as const;
@@ -68,7 +70,8 @@ const EMBED = {
   parameters: ["pointer", "pointer", "buffer", "i32", "i32", "pointer"],
   result: "i32",
 } as const;
-// act, gate (null: gated), gateOut, up, x, idx, capacity, cols, kind
+// act, gate (null: gated), gateOut, up, x, idx, capacity, cols, kind, fromSelect (1: idx is
+// the held select's list, left in per-block lists by the fused matvec just launched)
 const GLU_SPARSE = {
   parameters: [
     "pointer",
@@ -77,6 +80,7 @@ const GLU_SPARSE = {
     "pointer",
     "pointer",
     "pointer",
+    "i32",
     "i32",
     "i32",
     "i32",
@@ -125,6 +129,8 @@ export const SYMBOLS = {
   ts_matmul_q4_0: MATMUL,
   ts_matvec_batch_f32: MATVEC_BATCH,
   ts_matvec_batch_f16: MATVEC_BATCH,
+  // bench only: blocks per multiprocessor at most (0: all that fit), F16 loads per lane (8, 16)
+  ts_matvec_xreg_config: { parameters: ["i32", "i32"], result: "i32" },
   ts_matvec_fused_f16: MATVEC_FUSED,
   ts_matvec_fused_bf16: MATVEC_FUSED,
   ts_matvec_fused_q8_0: MATVEC_FUSED,

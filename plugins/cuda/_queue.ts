@@ -80,7 +80,8 @@ type P = Deno.PointerObject;
 interface Fused {
   norm: (Norm & { side?: boolean }) | null;
   res: { out: CudaBuf; a: CudaBuf } | null;
-  sel: { idx: Deno.PointerObject; thr: number } | null;
+  /** `local`: the survivors stay in per-block lists, which the next gathered glu places. */
+  sel: { idx: Deno.PointerObject; thr: number; local?: boolean } | null;
 }
 
 /** Matvec epilogue codes of kernels/cuda/matvec.cu. */
@@ -110,6 +111,14 @@ export class OpQueue {
    * 0.2–2% in five paired runs on an H200 (BENCHMARKS.md); false: select as its own launch.
    */
   fuseSelect = true;
+  /**
+   * The fused select leaves its survivors in per-block lists and the gathered glu that follows
+   * places them in the index list (kernels/cuda/sparse.cu, from_select): the matvec's last
+   * block no longer scans and places every list. False: the select epilogue completes the list.
+   */
+  selectInGlu = true;
+  /** True when the last fused launch left its select in per-block lists. */
+  #localSel = false;
   /**
    * A decode step's rope and KV-cache store inside its attention launch (kernels/cuda/
    * attention.cu, ts_attention_f32 with kNew); false: their own launch before it.
@@ -173,8 +182,23 @@ export class OpQueue {
       fusedOf(this.lib, m.w.type) === null
     ) return false;
     f.sel = { idx, thr };
-    this.flush();
+    if (!this.selectInGlu) this.flush(); // else held: a gathered glu of idx may place the lists
     return true;
+  }
+
+  /**
+   * True when the held matvec's select of `idx` ran leaving per-block lists, for the gathered
+   * glu about to launch to place (its `fromSelect`); false when nothing of idx is held (it was
+   * launched complete, or is launched complete now).
+   */
+  gluFromSelect(idx: Deno.PointerObject): boolean {
+    const f = this.#fused;
+    const takes = this.selectInGlu && this.#mm.length === 1 && f.sel !== null &&
+      Deno.UnsafePointer.equals(f.sel.idx, idx);
+    if (takes) f.sel!.local = true;
+    this.#localSel = false;
+    this.flush();
+    return takes && this.#localSel;
   }
 
   /** True when `glu(gate, gate, up)` was fused into the two held matmuls (and ran). */
@@ -383,9 +407,11 @@ export class OpQueue {
       f.res?.a.ptr ?? null,
       f.sel?.idx ?? null,
       f.sel?.thr ?? 0,
+      f.sel?.local ? 1 : 0,
     );
     if (rc === -1) return false;
     this.check("matmul", rc);
+    this.#localSel = f.sel?.local === true;
     return true;
   }
 

@@ -14,7 +14,7 @@ import { at, CudaIndex, type CudaWeight } from "./_buffers.ts";
 
 type P = Deno.PointerObject;
 type SparseFns = {
-  glu: (...a: [P, P | null, P | null, P, P, P, number, number, number]) => number;
+  glu: (...a: [P, P | null, P | null, P, P, P, number, number, number, number]) => number;
   down: (...a: [P, P, P, P, number, P | null, P | null]) => number;
 };
 
@@ -155,10 +155,21 @@ export class SparseOps {
     if (a === xs) throw new Error(`cuda ${op}: act must not alias x`);
     if (!(kind in GLU_KIND)) throw new Error(`cuda ${op}: unknown glu kind "${kind}"`);
     // The count lives on the device, unchecked here: act must hold that many values.
-    q.flush();
+    const fromSelect = q.gluFromSelect(d.ptr); // flushes; true: this launch completes idx
     const xp = at(xs.ptr, xOffset * 4);
     const fn = this.#fns[u.type].glu;
-    const rc = fn(a.ptr, gate, gateOut, u.ptr, xp, d.ptr, d.capacity, u.cols, GLU_KIND[kind]);
+    const rc = fn(
+      a.ptr,
+      gate,
+      gateOut,
+      u.ptr,
+      xp,
+      d.ptr,
+      d.capacity,
+      u.cols,
+      GLU_KIND[kind],
+      fromSelect ? 1 : 0,
+    );
     this.#c.check(op, rc);
   }
 

@@ -353,20 +353,35 @@ export class CudaBackend implements Backend {
     this.#lib.symbols.ts_matvec_config(grid, wpr, prefetch);
   }
 
-  /**
-   * Bench and tests: `on` false runs rmsnorm, add and select beside the matvec, not in it;
-   * `select` false keeps only select as its own launch. See _queue.ts.
-   */
+  /** Bench only: matvec_xreg.cu's blocks per multiprocessor cap (0: all) and F16 loads per lane. */
+  matvecXreg(cap: number, loads: number): void {
+    this.#q.flush();
+    this.#lib.symbols.ts_matvec_xreg_config(cap, loads);
+  }
+
   /** Bench and tests: false gives a decode step's rope and KV store their own launch again. */
   ropeInAttention(on: boolean): void {
     this.#q.flush();
     this.#q.fuseRope = on;
   }
 
+  /**
+   * Bench and tests: `on` false runs rmsnorm, add and select beside the matvec, not in it;
+   * `select` false keeps only select as its own launch. See _queue.ts.
+   */
   matvecFuse(on: boolean, select = true): void {
     this.#q.flush();
     this.#q.fuse = on;
     this.#q.fuseSelect = select;
+  }
+
+  /**
+   * Bench and tests: false makes the fused select complete the index list itself, not leave
+   * per-block lists for the gathered glu that follows to place (_queue.ts `selectInGlu`).
+   */
+  selectInGlu(on: boolean): void {
+    this.#q.flush();
+    this.#q.selectInGlu = on;
   }
 
   /** Free every buffer and weight of this backend (the library stays loaded). */

@@ -18,6 +18,9 @@
  * `--sel-glu 0` makes the predictor's fused select complete the index list itself (default 1:
  * it leaves per-block lists, and the gathered glu that follows places them).
  *
+ * `--down-cols 0` runs the sparse down as split partial sums plus a sum launch (default 1: one
+ * launch of 32-column blocks over every listed row).
+ *
  * `--repeat N` runs prefill and decode N more times on fresh states and reports how far their
  * last logits are from the first run's (0: the same bits every run).
  *
@@ -226,10 +229,7 @@ for (const [name, ws] of Object.entries(quick ? {} : shapes)) {
 setConfig(arg("--mv", "0,0,2"));
 be.ropeInAttention(arg("--rope-attn", "1") === "1");
 be.selectInGlu(arg("--sel-glu", "1") === "1");
-{
-  const [cap, loads] = arg("--xr", "0,8").split(",").map(Number);
-  be.matvecXreg(cap, loads);
-}
+be.sparseDownCols(arg("--down-cols", "1") === "1");
 {
   // One-block kernels, 32 launches each in one graph: add+rmsnorm; select (sparse only).
   const normMs = be.timeGraph(() => {

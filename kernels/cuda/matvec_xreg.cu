@@ -48,17 +48,9 @@ using XrChunk = std::conditional_t<xr_vals<T>() == 16, Wide<T>, Chunk<T>>;
 // Rows per block step: about MV_LOADS chunk loads in flight per lane. Twice as many 8-value
 // Q8_0/Q4_0 chunks cost registers and resident blocks (H200, BENCHMARKS.md): a 7–10% slower
 // sparse decode with Q8_0 predictors, a 32% slower dense decode of a Q8_0 model.
-template <int CPL, int ROWS, int LOADS = MV_LOADS>
+template <int CPL, int ROWS>
 __host__ __device__ constexpr int xr_rows() {
-  return CPL * ROWS >= LOADS ? 1 : LOADS / (CPL * ROWS);
-}
-
-// Bench only (ts_matvec_xreg_config): blocks per multiprocessor at most (0: as many as fit),
-// and 16 loads in flight per lane for F16 (rows per step doubled).
-static int g_xr_cap = 0, g_xr_loads = MV_LOADS;
-TS_EXPORT int ts_matvec_xreg_config(int per_sm_cap, int loads) {
-  g_xr_cap = per_sm_cap, g_xr_loads = loads;
-  return 0;
+  return CPL * ROWS >= MV_LOADS ? 1 : MV_LOADS / (CPL * ROWS);
 }
 // Row g of the stacked batch: its job and the row's pointer(s).
 __device__ __forceinline__ int xr_job(const MvBatch& b, int g) {
@@ -208,10 +200,10 @@ __device__ void xr_select(const MvBatch& b, int total, int g0, int g1) {
 
 // SPLIT 2 or 4 (rows of at most 128 or 64 chunks): the block reads two or four rows at a time,
 // one per half or quarter.
-template <int T, int CPL, int ROWS, int SPLIT, int LOADS>
+template <int T, int CPL, int ROWS, int SPLIT>
 __global__ void __launch_bounds__(XR_THREADS)
 matvec_xreg_kernel(MvBatch b, int total, const float* x, int cols, size_t row_bytes, int prefetch) {
-  constexpr int R = xr_rows<CPL, ROWS, LOADS>();
+  constexpr int R = xr_rows<CPL, ROWS>();
   constexpr int LANES = XR_THREADS / SPLIT, WPS = MV_WARPS / SPLIT, STEP = R * SPLIT;
   constexpr int V = xr_vals<T>();
   __shared__ float red[2][MV_WARPS][R][ROWS];
@@ -331,17 +323,16 @@ matvec_xreg_kernel(MvBatch b, int total, const float* x, int cols, size_t row_by
   if (b.sel_idx) xr_select(b, total, g0, g1);
 }
 
-template <int T, int CPL, int ROWS, int SPLIT, int LOADS>
-static void xreg_launch_l(MvBatch b, int total, const float* x, int cols, int prefetch) {
+template <int T, int CPL, int ROWS, int SPLIT = 1>
+static void xreg_launch(MvBatch b, int total, const float* x, int cols, int prefetch) {
   static int per_sm = 0;
   if (per_sm == 0) {
     cudaOccupancyMaxActiveBlocksPerMultiprocessor(
-        &per_sm, matvec_xreg_kernel<T, CPL, ROWS, SPLIT, LOADS>, XR_THREADS, 0);
+        &per_sm, matvec_xreg_kernel<T, CPL, ROWS, SPLIT>, XR_THREADS, 0);
     if (per_sm < 1) per_sm = 1;
   }
-  constexpr int R = xr_rows<CPL, ROWS, LOADS>();
-  const int fit = g_xr_cap > 0 && g_xr_cap < per_sm ? g_xr_cap : per_sm;
-  const int resident = fit * (ts_sm_count() > 0 ? ts_sm_count() : 132);
+  constexpr int R = xr_rows<CPL, ROWS>();
+  const int resident = per_sm * (ts_sm_count() > 0 ? ts_sm_count() : 132);
   const int steps = (total + R * SPLIT - 1) / (R * SPLIT);
   int grid = steps < resident ? steps : resident;
   if (b.sel_idx) {  // per-block lists [total] then counts [grid], in one scratch area
@@ -351,16 +342,8 @@ static void xreg_launch_l(MvBatch b, int total, const float* x, int cols, int pr
     b.sel_cnt = b.sel_ids + total;
     if (b.sel_local) ts_local_sel() = {b.sel_idx, b.sel_ids, b.sel_cnt, grid, total};
   }
-  ts_launch(matvec_xreg_kernel<T, CPL, ROWS, SPLIT, LOADS>, grid, XR_THREADS, b, total, x, cols,
+  ts_launch(matvec_xreg_kernel<T, CPL, ROWS, SPLIT>, grid, XR_THREADS, b, total, x, cols,
             ts_row_bytes(T, cols), prefetch);
-}
-
-template <int T, int CPL, int ROWS, int SPLIT = 1>
-static void xreg_launch(MvBatch b, int total, const float* x, int cols, int prefetch) {
-  if constexpr (T == TS_F16) {
-    if (g_xr_loads == 16) return xreg_launch_l<T, CPL, ROWS, SPLIT, 16>(b, total, x, cols, prefetch);
-  }
-  xreg_launch_l<T, CPL, ROWS, SPLIT, MV_LOADS>(b, total, x, cols, prefetch);
 }
 
 template <int T, int ROWS>

@@ -350,9 +350,88 @@ sum_splits_kernel(float* out, const float* part, int cols, int n_split, float* r
   if (res_out) res_out[j] = a + s;
 }
 
+constexpr int DC_WARPS = 16, DC_COLS = 32, DC_LOADS = 12, DC_SLOTS = DC_WARPS * 8;
+
+// One launch, no partial sums: block x owns 32 output columns and every listed row. Four
+// lanes read a row's 64 bytes (F16) of those columns, so a warp covers 8 rows and the block
+// DC_SLOTS; each lane keeps DC_LOADS rows in flight. The count, act and ids are loaded
+// together (their addresses do not depend on the count). Lanes of one column group add in a
+// fixed butterfly, the warps in order in shared memory: the same bits on every run.
+template <int T>
+__global__ void __launch_bounds__(DC_WARPS * 32)
+down_cols_kernel(float* out, const uint8_t* down_t, const float* act, const int* idx, int cols,
+                 size_t row_bytes, int capacity, float* res_out, const float* res_a) {
+  pdl_start();
+  __shared__ float red[DC_WARPS][DC_COLS];
+  const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
+  const int slot = warp * 8 + (lane >> 2), c = blockIdx.x * DC_COLS + (lane & 3) * 8;
+  const bool in = c < cols;
+  float acc[8] = {0.f, 0.f, 0.f, 0.f, 0.f, 0.f, 0.f, 0.f};
+  for (int kb = 0;; kb += DC_SLOTS * DC_LOADS) {
+    float a[DC_LOADS];
+    int id[DC_LOADS];
+#pragma unroll
+    for (int q = 0; q < DC_LOADS; q++) {
+      const int k = kb + slot + q * DC_SLOTS;
+      a[q] = k < capacity ? act[k] : 0.f;
+      id[q] = k < capacity ? idx[1 + k] : 0;
+    }
+    const int count = idx[0];
+    Chunk<T> wv[DC_LOADS];
+#pragma unroll
+    for (int q = 0; q < DC_LOADS; q++) {
+      if (kb + slot + q * DC_SLOTS >= count) a[q] = 0.f;
+      if (a[q] != 0.f && in) wv[q].load(down_t + (size_t)id[q] * row_bytes, c);
+    }
+#pragma unroll
+    for (int q = 0; q < DC_LOADS; q++) {
+      if (a[q] != 0.f && in) {
+        float f[8];
+        wv[q].get(f);
+#pragma unroll
+        for (int e = 0; e < 8; e++) acc[e] += a[q] * f[e];
+      }
+    }
+    if (kb + DC_SLOTS * DC_LOADS >= count) break;
+  }
+#pragma unroll
+  for (int o = 4; o < 32; o <<= 1) {
+#pragma unroll
+    for (int e = 0; e < 8; e++) acc[e] += __shfl_xor_sync(0xffffffffu, acc[e], o);
+  }
+  if (lane < 4) {
+#pragma unroll
+    for (int e = 0; e < 8; e++) red[warp][lane * 8 + e] = acc[e];
+  }
+  __syncthreads();
+  if (threadIdx.x < DC_COLS) {
+    const int col = blockIdx.x * DC_COLS + threadIdx.x;
+    float s = 0.f;
+#pragma unroll
+    for (int w = 0; w < DC_WARPS; w++) s += red[w][threadIdx.x];
+    if (col < cols) {
+      out[col] = s;
+      if (res_out) res_out[col] = res_a[col] + s;
+    }
+  }
+}
+
+// Bench switch (ts_sparse_config): 1 (default) the one-launch column-block down where it
+// applies, 0 the split down and its sum launch.
+static int g_down_cols = 1;
+TS_EXPORT int ts_sparse_config(int down_cols) {
+  g_down_cols = down_cols;
+  return 0;
+}
+
 template <int T>
 static int down_sparse(float* out, const uint8_t* down_t, const float* act, const int* idx, int cols,
-                       float* res_out, const float* res_a) {
+                       float* res_out, const float* res_a, int capacity) {
+  if (T != TS_F32 && g_down_cols && cols % 8 == 0) {  // F32: 8 floats per load spill
+    const size_t rb = ts_row_bytes(T, cols);
+    ts_launch(down_cols_kernel<T>, (cols + DC_COLS - 1) / DC_COLS, DC_WARPS * 32, out, down_t, act, idx, cols, rb, capacity, res_out, res_a);
+    return ts_launch_status();
+  }
   const int gx = (cols + DS_COLS - 1) / DS_COLS;
   int n_split = (4 * ts_sm_count() + gx - 1) / gx;  // about 4 blocks per multiprocessor
   if (n_split > DS_MAX_SPLIT) n_split = DS_MAX_SPLIT;
@@ -390,9 +469,9 @@ TS_EXPORT int ts_axpy_f32(float* out, const float* x, int n, float alpha) {
     return glu_sparse<T>(act, gate, gate_out, up, x, idx, capacity, cols, kind, from_select);  \
   }                                                                                            \
   TS_EXPORT int ts_down_sparse_##name(float* out, const uint8_t* down_t, const float* act,     \
-                                      const int* idx, int cols, float* res_out,               \
+                                      const int* idx, int capacity, int cols, float* res_out, \
                                       const float* res_a) {                                   \
-    return down_sparse<T>(out, down_t, act, idx, cols, res_out, res_a);                        \
+    return down_sparse<T>(out, down_t, act, idx, cols, res_out, res_a, capacity);              \
   }
 
 TS_SPARSE(f32, TS_F32)

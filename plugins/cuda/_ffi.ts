@@ -87,9 +87,9 @@ const GLU_SPARSE = {
   ],
   result: "i32",
 } as const;
-// out, down_t, act, idx, cols, res_out (null: no residual add), res_a
+// out, down_t, act, idx, capacity, cols, res_out (null: no residual add), res_a
 const DOWN_SPARSE = {
-  parameters: ["pointer", "pointer", "pointer", "pointer", "i32", "pointer", "pointer"],
+  parameters: ["pointer", "pointer", "pointer", "pointer", "i32", "i32", "pointer", "pointer"],
   result: "i32",
 } as const;
 const BINARY = { parameters: ["pointer", "pointer", "pointer", "i32"], result: "i32" } as const;
@@ -129,8 +129,6 @@ export const SYMBOLS = {
   ts_matmul_q4_0: MATMUL,
   ts_matvec_batch_f32: MATVEC_BATCH,
   ts_matvec_batch_f16: MATVEC_BATCH,
-  // bench only: blocks per multiprocessor at most (0: all that fit), F16 loads per lane (8, 16)
-  ts_matvec_xreg_config: { parameters: ["i32", "i32"], result: "i32" },
   ts_matvec_fused_f16: MATVEC_FUSED,
   ts_matvec_fused_bf16: MATVEC_FUSED,
   ts_matvec_fused_q8_0: MATVEC_FUSED,
@@ -221,6 +219,8 @@ export const SYMBOLS = {
   ts_down_sparse_bf16: DOWN_SPARSE,
   ts_down_sparse_q8_0: DOWN_SPARSE,
   ts_down_sparse_q4_0: DOWN_SPARSE,
+  // bench only: 1 the one-launch column-block sparse down (default), 0 split partials + sum
+  ts_sparse_config: { parameters: ["i32"], result: "i32" },
   // out, x, n, alpha
   ts_axpy_f32: { parameters: ["pointer", "pointer", "i32", "f32"], result: "i32" },
 

@@ -62,12 +62,14 @@ interface Norm {
 }
 /** A held sparse down projection (kernels/cuda/sparse.cu): out[offset ..] = Σ act · down_t rows. */
 interface Down {
-  fn: (...a: [P, P, P, P, number, P | null, P | null]) => number;
+  fn: (...a: [P, P, P, P, number, number, P | null, P | null]) => number;
   out: CudaBuf;
   offset: number;
   w: P;
   act: P;
   idx: P;
+  /** Entries of act and of the list that may be read before the count is (≤ both sizes). */
+  capacity: number;
   cols: number;
 }
 type P = Deno.PointerObject;
@@ -230,7 +232,8 @@ export class OpQueue {
       a.a !== d.out
     ) {
       this.#down = null;
-      this.check("downSparse", d.fn(d.out.ptr, d.w, d.act, d.idx, d.cols, a.out.ptr, a.a.ptr));
+      const rc = d.fn(d.out.ptr, d.w, d.act, d.idx, d.capacity, d.cols, a.out.ptr, a.a.ptr);
+      this.check("downSparse", rc);
       return;
     }
     if (this.addAfter(a)) return;
@@ -305,7 +308,7 @@ export class OpQueue {
       const d = this.#down;
       this.#down = null;
       const out = d.offset ? Deno.UnsafePointer.offset(d.out.ptr, d.offset * 4)! : d.out.ptr;
-      this.check("downSparse", d.fn(out, d.w, d.act, d.idx, d.cols, null, null));
+      this.check("downSparse", d.fn(out, d.w, d.act, d.idx, d.capacity, d.cols, null, null));
     }
     if (this.#norm) {
       const { out, x, w, n, eps } = this.#norm;

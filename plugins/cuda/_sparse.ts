@@ -15,7 +15,7 @@ import { at, CudaIndex, type CudaWeight } from "./_buffers.ts";
 type P = Deno.PointerObject;
 type SparseFns = {
   glu: (...a: [P, P | null, P | null, P, P, P, number, number, number, number]) => number;
-  down: (...a: [P, P, P, P, number, P | null, P | null]) => number;
+  down: (...a: [P, P, P, P, number, number, P | null, P | null]) => number;
 };
 
 /** Codes of kernels/cuda/sparse.cu. */
@@ -184,7 +184,17 @@ export class SparseOps {
     if (o === a) throw new Error("cuda downSparse: out must not alias act");
     // held: a residual add of out that follows runs in its last kernel (_queue.ts)
     const fn = this.#fns[w.type].down;
-    q.down({ fn, out: o, offset: outOffset, w: w.ptr, act: a.ptr, idx: d.ptr, cols: w.cols });
+    q.down({
+      fn,
+      out: o,
+      offset: outOffset,
+      w: w.ptr,
+      act: a.ptr,
+      idx: d.ptr,
+      // the kernel may read act and ids up to here before it knows the count
+      capacity: Math.min(d.capacity, a.length),
+      cols: w.cols,
+    });
   }
 
   axpy(out: Buf, outOffset: number, x: Buf, xOffset: number, n: number, alpha: number): void {

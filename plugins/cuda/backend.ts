@@ -353,10 +353,10 @@ export class CudaBackend implements Backend {
     this.#lib.symbols.ts_matvec_config(grid, wpr, prefetch);
   }
 
-  /** Bench only: matvec_xreg.cu's blocks per multiprocessor cap (0: all) and F16 loads per lane. */
-  matvecXreg(cap: number, loads: number): void {
+  /** Bench and tests: false runs the sparse down as split partial sums and a sum launch. */
+  sparseDownCols(on: boolean): void {
     this.#q.flush();
-    this.#lib.symbols.ts_matvec_xreg_config(cap, loads);
+    this.#lib.symbols.ts_sparse_config(on ? 1 : 0);
   }
 
   /** Bench and tests: false gives a decode step's rope and KV store their own launch again. */

@@ -316,6 +316,37 @@ gpuTest("cuda select placed by the gathered glu gives the list and activations i
   b.selectInGlu(true);
 });
 
+gpuTest("cuda sparse down in one launch matches the split sums and repeats its bits", (b) => {
+  const nFF = 4096;
+  const shapes: [DType, number][] = [
+    [DType.F16, 1064], // a last block of 8 columns
+    [DType.BF16, 1056],
+    [DType.Q8_0, 1056],
+    [DType.Q4_0, 1056],
+  ];
+  // 3 of 4 neurons listed: more rows than one pass of the block's loads
+  const ids = Int32Array.from({ length: nFF }, (_, i) => i).filter((i) => i % 4 !== 1);
+  const a = normals(ids.length, 12);
+  for (let k = 0; k < a.length; k += 5) a[k] = 0; // listed but inactive
+  const idx = b.allocIndex(nFF), act = upload(b, a);
+  b.writeIndex(idx, ids);
+  for (const [type, cols] of shapes) {
+    const downT = weightOf(b, type, [nFF, cols], normals(nFF * cols, 13));
+    const out = b.alloc(cols), runs: Float32Array[] = [];
+    for (const cols1 of [true, true, false]) {
+      b.sparseDownCols(cols1);
+      b.write(out, new Float32Array(cols).fill(NaN)); // every column must be written
+      b.downSparse(out, 0, downT, act, idx);
+      runs.push(b.read(out, 0, cols));
+    }
+    b.sparseDownCols(true);
+    const [one, again, split] = runs, what = `${dtypeName(type)} [${nFF}, ${cols}]`;
+    const i = one.findIndex((v, k) => !Object.is(v, again[k]));
+    if (i >= 0) throw new Error(`${what}: out[${i}] ${one[i]}, then ${again[i]}`);
+    near(`${what} one launch vs split`, one, split, 1e-5);
+  }
+});
+
 /** Throws unless max |got - want| is within `tol` of max |want|. */
 function near(what: string, got: Float32Array, want: Float32Array, tol: number): void {
   if (got.length !== want.length) {

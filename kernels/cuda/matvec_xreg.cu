@@ -25,6 +25,8 @@
 // select epilogue (each block compacts its own rows' survivors into its slots with a ballot
 // scan; the last block to finish places every block's list, in block order: ascending ids;
 // on by default for the predictor's fc2: 0.2–2% faster than a select launch in five runs).
+// With sel_local the blocks stop at their own lists and the gathered glu that follows places
+// them (sparse.cu): the serial last block leaves the decode step's critical path.
 //
 // Build: see ts_cuda.h. Bench: bench/cuda_decode.ts (matvec GB/s per shape; grid 3 = off).
 #include <type_traits>
@@ -106,7 +108,8 @@ __device__ unsigned int g_sel_done = 0;  // blocks of the running select launch 
 
 // The select epilogue. Block q keeps rows [g0, g1) with y >= thr in sel_ids[g0 ..] (ascending)
 // and their number in sel_cnt[q]; the last block to finish scans the counts and places each
-// list at its offset in sel_idx, then resets the finish counter for the next launch.
+// list at its offset in sel_idx, then resets the finish counter for the next launch (with
+// sel_local: nobody here; ts_local_sel records the lists for the next glu launch).
 __device__ void xr_select(const MvBatch& b, int total, int g0, int g1) {
   __shared__ int wn[MV_WARPS];
   __shared__ int pre[XR_SEL_MAX_GRID + 1];

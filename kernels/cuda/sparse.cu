@@ -6,9 +6,13 @@
 // capacity, surplus warps exit at once) and a captured decode step needs no host read.
 // `select` is one block, one pass per 16384 scores (a block-wide prefix sum of per-thread
 // counts; ids come out ascending). Gathered rows keep 8 16-byte loads in flight per lane and
-// matrix, raw until use. Sparse down is deterministic: block (x, y) owns 256 output columns
-// and a fixed slice y of the list, sums its rows in a fixed order, and a second kernel adds
-// the slices in order.
+// matrix, raw until use. When the list comes from the predictor's fused select (matvec_xreg.cu,
+// sel_local), the gathered glu places it: every block scans the per-block counts itself, so
+// no single last block of the select does that serially (+3.6% sparse decode on an H200).
+// Sparse down is deterministic and one launch: block x owns 32 output columns and every
+// listed row (64-byte row pieces, 12 rows in flight per lane), adds in a fixed order and
+// applies the residual add (+3% over 256-column blocks on list slices plus a sum launch,
+// which stays for F32 weights and widths not a multiple of 8).
 //
 // Build: see ts_cuda.h. Bench: bench/cuda_decode.ts --sparse 0.1.
 #include "ts_cuda.h"

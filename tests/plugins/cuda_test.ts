@@ -282,39 +282,42 @@ gpuTest("cuda select fused into the matvec lists the same ids as select alone", 
   }
 });
 
-gpuTest("cuda select placed by the gathered glu gives the list and activations it gives alone", (b) => {
-  const nFF = 8192, rank = 1024, nEmbd = 2048; // fc2 rows two blocks of 4 share; 2 warps per glu row
-  const h = upload(b, normals(rank, 8)), x = upload(b, normals(nEmbd, 9));
-  const gate = weightOf(b, DType.F16, [nFF, nEmbd], normals(nFF * nEmbd, 10));
-  const up = weightOf(b, DType.F16, [nFF, nEmbd], normals(nFF * nEmbd, 11));
-  const score = b.alloc(nFF), act = b.alloc(nFF), idx = b.allocIndex(nFF);
-  for (const type of [DType.F16, DType.Q4_0]) {
-    const fc2 = weightOf(b, type, [nFF, rank], normals(nFF * rank, 7));
-    for (const thr of [-1e30, 0, 20, 1e30]) {
-      const runs: { ids: Int32Array; act: Float32Array }[] = [];
-      for (const inGlu of [true, false]) {
-        b.selectInGlu(inGlu);
-        b.writeIndex(idx, Int32Array.of(5)); // stale contents must be overwritten
-        b.matmul(score, fc2, h, 1);
-        b.select(idx, score, 0, nFF, thr);
-        b.gluSparse(act, gate, up, x, 0, idx, "swiglu");
-        const ids = b.readIndex(idx);
-        runs.push({ ids, act: b.read(act, 0, ids.length) });
-      }
-      const [g, m] = runs;
-      const what = `${dtypeName(type)} threshold ${thr}`;
-      if (g.ids.length !== m.ids.length || g.ids.some((v, i) => v !== m.ids[i])) {
-        throw new Error(`${what}: ${g.ids.length} ids placed by glu, ${m.ids.length} by select`);
-      }
-      const i = g.act.findIndex((v, k) => !Object.is(v, m.act[k]));
-      if (i >= 0) throw new Error(`${what}: act[${i}] ${g.act[i]} vs ${m.act[i]}`);
-      if (thr === 0 && (g.ids.length < nFF / 4 || g.ids.length > (3 * nFF) / 4)) {
-        throw new Error(`${what}: ${g.ids.length} of ${nFF} kept, expected about half`);
+gpuTest(
+  "cuda select placed by the gathered glu gives the list and activations it gives alone",
+  (b) => {
+    const nFF = 8192, rank = 1024, nEmbd = 2048; // fc2 rows two blocks of 4 share; 2 warps per glu row
+    const h = upload(b, normals(rank, 8)), x = upload(b, normals(nEmbd, 9));
+    const gate = weightOf(b, DType.F16, [nFF, nEmbd], normals(nFF * nEmbd, 10));
+    const up = weightOf(b, DType.F16, [nFF, nEmbd], normals(nFF * nEmbd, 11));
+    const score = b.alloc(nFF), act = b.alloc(nFF), idx = b.allocIndex(nFF);
+    for (const type of [DType.F16, DType.Q4_0]) {
+      const fc2 = weightOf(b, type, [nFF, rank], normals(nFF * rank, 7));
+      for (const thr of [-1e30, 0, 20, 1e30]) {
+        const runs: { ids: Int32Array; act: Float32Array }[] = [];
+        for (const inGlu of [true, false]) {
+          b.selectInGlu(inGlu);
+          b.writeIndex(idx, Int32Array.of(5)); // stale contents must be overwritten
+          b.matmul(score, fc2, h, 1);
+          b.select(idx, score, 0, nFF, thr);
+          b.gluSparse(act, gate, up, x, 0, idx, "swiglu");
+          const ids = b.readIndex(idx);
+          runs.push({ ids, act: b.read(act, 0, ids.length) });
+        }
+        const [g, m] = runs;
+        const what = `${dtypeName(type)} threshold ${thr}`;
+        if (g.ids.length !== m.ids.length || g.ids.some((v, i) => v !== m.ids[i])) {
+          throw new Error(`${what}: ${g.ids.length} ids placed by glu, ${m.ids.length} by select`);
+        }
+        const i = g.act.findIndex((v, k) => !Object.is(v, m.act[k]));
+        if (i >= 0) throw new Error(`${what}: act[${i}] ${g.act[i]} vs ${m.act[i]}`);
+        if (thr === 0 && (g.ids.length < nFF / 4 || g.ids.length > (3 * nFF) / 4)) {
+          throw new Error(`${what}: ${g.ids.length} of ${nFF} kept, expected about half`);
+        }
       }
     }
-  }
-  b.selectInGlu(true);
-});
+    b.selectInGlu(true);
+  },
+);
 
 gpuTest("cuda sparse down in one launch matches the split sums and repeats its bits", (b) => {
   const nFF = 4096;

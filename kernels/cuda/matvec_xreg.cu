@@ -145,35 +145,9 @@ __device__ void xr_select(const MvBatch& b, int total, int g0, int g1) {
   __syncthreads();
   if (!last) return;
   __threadfence();
-  // Exclusive prefix of the counts: thread t scans blocks [t·per, t·per + per).
-  const int n_blk = gridDim.x, per = (n_blk + XR_THREADS - 1) / XR_THREADS;
-  int c[XR_SEL_MAX_GRID / XR_THREADS];
-  int mine = 0;
-#pragma unroll
-  for (int e = 0; e < XR_SEL_MAX_GRID / XR_THREADS; e++) {
-    const int q = threadIdx.x * per + e;
-    c[e] = e < per && q < n_blk ? __ldcg(b.sel_cnt + q) : 0;
-    mine += c[e];
-  }
-  int incl = mine;
-#pragma unroll
-  for (int o = 1; o < 32; o <<= 1) {
-    const int v = __shfl_up_sync(0xffffffffu, incl, o);
-    if (lane >= o) incl += v;
-  }
-  if (lane == 31) wn[warp] = incl;
-  __syncthreads();
-  int at = incl - mine, count = 0;
-#pragma unroll
-  for (int k = 0; k < MV_WARPS; k++) at += k < warp ? wn[k] : 0, count += wn[k];
-#pragma unroll
-  for (int e = 0; e < XR_SEL_MAX_GRID / XR_THREADS; e++) {
-    const int q = threadIdx.x * per + e;
-    if (e < per && q < n_blk) pre[q] = at;
-    at += c[e];
-  }
-  if (threadIdx.x == 0) pre[n_blk] = count;
-  __syncthreads();
+  const int n_blk = gridDim.x;
+  scan_counts<XR_THREADS, XR_SEL_MAX_GRID>(pre, wn, b.sel_cnt, n_blk);
+  const int count = pre[n_blk];
   // Output k comes from the block q with pre[q] <= k < pre[q + 1] (binary search).
   for (int k0 = 0; k0 < count; k0 += 8 * XR_THREADS) {
     int v[8];
@@ -182,12 +156,7 @@ __device__ void xr_select(const MvBatch& b, int total, int g0, int g1) {
       const int k = k0 + e * XR_THREADS + threadIdx.x;
       v[e] = -1;
       if (k < count) {
-        int lo = 0, hi = n_blk - 1;
-        while (lo < hi) {
-          const int mid = (lo + hi + 1) >> 1;
-          if (pre[mid] <= k) lo = mid;
-          else hi = mid - 1;
-        }
+        const int lo = count_owner(pre, n_blk, k);
         const int s0 = (int)((long long)lo * total / n_blk);
         v[e] = __ldcg(b.sel_ids + s0 + k - pre[lo]);
       }

@@ -60,23 +60,12 @@ __global__ void __launch_bounds__(SEL_THREADS) select_kernel(int* idx, const flo
       if (i0 + e < i1 && __ldg(score + i0 + e) >= thr) bits |= 1u << e;  // NaN compares false
     }
     const int mine = __popc(bits);
-    int incl = mine;  // inclusive scan within the warp
-#pragma unroll
-    for (int o = 1; o < 32; o <<= 1) {
-      const int v = __shfl_up_sync(0xffffffffu, incl, o);
-      if (lane >= o) incl += v;
-    }
+    const int incl = warp_scan(mine);  // inclusive scan within the warp
     if (lane == 31) warp_n[warp] = incl;
     __syncthreads();
     if (warp == 0) {
       const int w = warp_n[lane];
-      int wi = w;
-#pragma unroll
-      for (int o = 1; o < 32; o <<= 1) {
-        const int v = __shfl_up_sync(0xffffffffu, wi, o);
-        if (lane >= o) wi += v;
-      }
-      warp_n[lane] = wi - w;  // exclusive prefix of the warp totals
+      warp_n[lane] = warp_scan(w) - w;  // exclusive prefix of the warp totals
     }
     __syncthreads();
     int at = base + warp_n[warp] + incl - mine;
@@ -112,49 +101,10 @@ __device__ __forceinline__ float dot8(const float* w, const float* x) {
 
 constexpr int GS_MAX_LISTS = 2048;  // per-block lists a from_select glu scans (XR_SEL_MAX_GRID)
 
-// From a select epilogue's per-block lists (TsLocalSel): pre[q] = the survivors of blocks
-// before q, pre[grid] = all of them (a block-wide exclusive scan of the counts).
-__device__ void lists_scan(int* pre, const TsLocalSel& ls) {
-  __shared__ int wt[GS_WARPS];
-  const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
-  const int per = (ls.grid + GS_WARPS * 32 - 1) / (GS_WARPS * 32);
-  int c[GS_MAX_LISTS / (GS_WARPS * 32)], mine = 0;
-#pragma unroll
-  for (int e = 0; e < GS_MAX_LISTS / (GS_WARPS * 32); e++) {
-    const int q = threadIdx.x * per + e;
-    c[e] = e < per && q < ls.grid ? ls.cnt[q] : 0;
-    mine += c[e];
-  }
-  int incl = mine;
-#pragma unroll
-  for (int o = 1; o < 32; o <<= 1) {
-    const int v = __shfl_up_sync(0xffffffffu, incl, o);
-    if (lane >= o) incl += v;
-  }
-  if (lane == 31) wt[warp] = incl;
-  __syncthreads();
-  int at = incl - mine, all = 0;
-#pragma unroll
-  for (int k = 0; k < GS_WARPS; k++) at += k < warp ? wt[k] : 0, all += wt[k];
-#pragma unroll
-  for (int e = 0; e < GS_MAX_LISTS / (GS_WARPS * 32); e++) {
-    const int q = threadIdx.x * per + e;
-    if (e < per && q < ls.grid) pre[q] = at;
-    at += c[e];
-  }
-  if (threadIdx.x == 0) pre[ls.grid] = all;
-  __syncthreads();
-}
-
-// Survivor k of the lists: from the block q with pre[q] <= k < pre[q + 1].
+// Survivor k of a select epilogue's per-block lists, pre their scanned counts (scan_counts).
 __device__ __forceinline__ int lists_id(const int* pre, const TsLocalSel& ls, int k) {
-  int lo = 0, hi = ls.grid - 1;
-  while (lo < hi) {
-    const int mid = (lo + hi + 1) >> 1;
-    if (pre[mid] <= k) lo = mid;
-    else hi = mid - 1;
-  }
-  return ls.ids[(int)((long long)lo * ls.total / ls.grid) + k - pre[lo]];
+  const int q = count_owner(pre, ls.grid, k);
+  return ls.ids[(int)((long long)q * ls.total / ls.grid) + k - pre[q]];
 }
 
 // act[k] = glu(gate[i]·x or gate_out[i], up[i]·x), i = idx[1 + k], k < count; wpr warps per k.
@@ -169,12 +119,12 @@ glu_sparse_kernel(float* act, const uint8_t* gate, const float* gate_out, const 
                   TsLocalSel ls) {
   pdl_start();
   __shared__ float red[GS_WARPS][2];
-  __shared__ int pre[LISTS ? GS_MAX_LISTS + 1 : 1];
+  __shared__ int pre[LISTS ? GS_MAX_LISTS + 1 : 1], wt[GS_WARPS];
   const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31, ks = warp % wpr;
   const int per = GS_WARPS / wpr;
   int count;
   if constexpr (LISTS) {
-    lists_scan(pre, ls);
+    scan_counts<GS_WARPS * 32, GS_MAX_LISTS>(pre, wt, ls.cnt, ls.grid);
     count = pre[ls.grid];
     if (blockIdx.x == 0 && threadIdx.x == 0) ls.idx[0] = count;
   } else {
@@ -431,10 +381,12 @@ TS_EXPORT int ts_sparse_config(int down_cols) {
 template <int T>
 static int down_sparse(float* out, const uint8_t* down_t, const float* act, const int* idx, int cols,
                        float* res_out, const float* res_a, int capacity) {
-  if (T != TS_F32 && g_down_cols && cols % 8 == 0) {  // F32: 8 floats per load spill
-    const size_t rb = ts_row_bytes(T, cols);
-    ts_launch(down_cols_kernel<T>, (cols + DC_COLS - 1) / DC_COLS, DC_WARPS * 32, out, down_t, act, idx, cols, rb, capacity, res_out, res_a);
-    return ts_launch_status();
+  if constexpr (T != TS_F32) {  // F32: 8 floats per load would spill
+    if (g_down_cols && cols % 8 == 0) {
+      const size_t rb = ts_row_bytes(T, cols);
+      ts_launch(down_cols_kernel<T>, (cols + DC_COLS - 1) / DC_COLS, DC_WARPS * 32, out, down_t, act, idx, cols, rb, capacity, res_out, res_a);
+      return ts_launch_status();
+    }
   }
   const int gx = (cols + DS_COLS - 1) / DS_COLS;
   int n_split = (4 * ts_sm_count() + gx - 1) / gx;  // about 4 blocks per multiprocessor

@@ -361,3 +361,55 @@ __device__ __forceinline__ float warp_sum(float v) {
   for (int o = 16; o > 0; o >>= 1) v += __shfl_xor_sync(0xffffffffu, v, o);
   return v;
 }
+
+// Inclusive prefix sum of v over the lanes of a warp (all 32 lanes take part).
+__device__ __forceinline__ int warp_scan(int v) {
+  const int lane = threadIdx.x & 31;
+#pragma unroll
+  for (int o = 1; o < 32; o <<= 1) {
+    const int u = __shfl_up_sync(0xffffffffu, v, o);
+    if (lane >= o) v += u;
+  }
+  return v;
+}
+
+// Per-block survivor lists of a select (matvec_xreg.cu): pre[q] = Σ cnt[p] over p < q for
+// q < n, pre[n] = the total; one block of THREADS threads, n ≤ MAX, cnt read through L2
+// (other blocks of a running launch may have just written it), wt shared scratch of
+// THREADS / 32 ints. Ends with a block barrier.
+template <int THREADS, int MAX>
+__device__ __forceinline__ void scan_counts(int* pre, int* wt, const int* cnt, int n) {
+  const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31, per = (n + THREADS - 1) / THREADS;
+  int c[MAX / THREADS], mine = 0;
+#pragma unroll
+  for (int e = 0; e < MAX / THREADS; e++) {
+    const int q = threadIdx.x * per + e;
+    c[e] = e < per && q < n ? __ldcg(cnt + q) : 0;
+    mine += c[e];
+  }
+  const int incl = warp_scan(mine);
+  if (lane == 31) wt[warp] = incl;
+  __syncthreads();
+  int at = incl - mine, all = 0;
+#pragma unroll
+  for (int k = 0; k < THREADS / 32; k++) at += k < warp ? wt[k] : 0, all += wt[k];
+#pragma unroll
+  for (int e = 0; e < MAX / THREADS; e++) {
+    const int q = threadIdx.x * per + e;
+    if (e < per && q < n) pre[q] = at;
+    at += c[e];
+  }
+  if (threadIdx.x == 0) pre[n] = all;
+  __syncthreads();
+}
+
+// The block q < n whose list holds survivor k: pre[q] <= k < pre[q + 1] (k < pre[n]).
+__device__ __forceinline__ int count_owner(const int* pre, int n, int k) {
+  int lo = 0, hi = n - 1;
+  while (lo < hi) {
+    const int mid = (lo + hi + 1) >> 1;
+    if (pre[mid] <= k) lo = mid;
+    else hi = mid - 1;
+  }
+  return lo;
+}

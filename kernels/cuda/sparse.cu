@@ -203,7 +203,7 @@ static void glu_launch(int blocks, float* act, const uint8_t* gate, const float*
 }
 
 // from_select: idx is the list of the select epilogue just launched with sel_local
-// (ts_local_sel); this launch completes it. Else (or when that does not match) -2.
+// (ts_local_sel); this launch completes it (cudaErrorInvalidValue when that does not match).
 template <int T>
 static int glu_sparse(float* act, const uint8_t* gate, const float* gate_out, const uint8_t* up,
                       const float* x, int* idx, int capacity, int cols, int kind, int from_select) {
@@ -213,7 +213,9 @@ static int glu_sparse(float* act, const uint8_t* gate, const float* gate_out, co
   if (blocks > cap) blocks = cap;
   TsLocalSel ls = ts_local_sel();
   ts_local_sel().idx = nullptr;  // one glu takes the lists
-  if (from_select && (ls.idx != idx || ls.grid < 1 || ls.grid > GS_MAX_LISTS)) return -2;
+  if (from_select && (ls.idx != idx || ls.grid < 1 || ls.grid > GS_MAX_LISTS)) {
+    return (int)cudaErrorInvalidValue;  // no fused select of idx was just launched
+  }
   if (blocks == 0 && !from_select) return 0;
   if (blocks == 0) blocks = 1;
   if (from_select) glu_launch<T, true>(blocks, act, gate, gate_out, up, x, idx, cols, kind, wpr, ls);

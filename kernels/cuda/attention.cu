@@ -193,7 +193,7 @@ attn_decode_kernel(float* out, float* part, const float* q, float* k, float* v, 
     for (int e = 0; e < NP; e++) {
       const int i = ((threadIdx.x & 31) * VEC) / 2 + e;
       rc[e] = 1.0, rs[e] = 0.0;
-      if (2 * i < rope.dim) sincos((double)p * pow(rope.base, (-2.0 * i) / rope.dim), &rs[e], &rc[e]);
+      if (2 * i < rope.dim) rope_angle(p, i, rope.dim, rope.base, rs[e], rc[e]);
     }
   }
   // Rotate this lane's pairs of dims (those below rope.dim), as ops.cu's rope does.
@@ -201,8 +201,7 @@ attn_decode_kernel(float* out, float* part, const float* q, float* k, float* v, 
 #pragma unroll
     for (int e = 0; e < NP; e++) {
       if ((((threadIdx.x & 31) * VEC) / 2 + e) * 2 >= rope.dim) continue;
-      const float x0 = x[2 * e], x1 = x[2 * e + 1];
-      x[2 * e] = (float)(x0 * rc[e] - x1 * rs[e]), x[2 * e + 1] = (float)(x0 * rs[e] + x1 * rc[e]);
+      rope_rotate(x[2 * e], x[2 * e + 1], rs[e], rc[e]);
     }
   };
   pdl_start();

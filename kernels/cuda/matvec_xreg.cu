@@ -157,8 +157,7 @@ __device__ void xr_select(const MvBatch& b, int total, int g0, int g1) {
       v[e] = -1;
       if (k < count) {
         const int lo = count_owner(pre, n_blk, k);
-        const int s0 = (int)((long long)lo * total / n_blk);
-        v[e] = __ldcg(b.sel_ids + s0 + k - pre[lo]);
+        v[e] = __ldcg(b.sel_ids + row_split(lo, total, n_blk) + k - pre[lo]);
       }
     }
 #pragma unroll
@@ -182,6 +181,7 @@ matvec_xreg_kernel(MvBatch b, int total, const float* x, int cols, size_t row_by
   const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31, n_chunk = cols / V;
   const int sub = threadIdx.x / LANES;  // which row of each group (SPLIT 2 or 4)
   const int i0 = threadIdx.x % LANES;   // this lane's first chunk; then every LANES
+  // row_split (ts_cuda.h) written out: through the helper ptxas moves spills between instances
   const int g0 = (int)((long long)blockIdx.x * total / gridDim.x);
   const int g1 = (int)((long long)(blockIdx.x + 1) * total / gridDim.x);
   // Load the rows of step gs (weights only: no kernel writes them, so this may precede the wait).

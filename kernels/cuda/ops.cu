@@ -136,13 +136,10 @@ __global__ void rope_kernel(float* x, int n_tok, int n_head, float* x2, int n_he
     const int i = (int)(k % half);
     const size_t th = k / half;  // t * nh + h
     const int t = (int)(th / nh);
-    const double theta = (double)(pos0 + t) * pow(base, (-2.0 * i) / dim);
     double s, c;
-    sincos(theta, &s, &c);
+    rope_angle(pos0 + t, i, dim, base, s, c);
     float* p = (second ? x2 : x) + th * head_dim + 2 * i;
-    const float x0 = p[0], x1 = p[1];
-    p[0] = (float)(x0 * c - x1 * s);
-    p[1] = (float)(x0 * s + x1 * c);
+    rope_rotate(p[0], p[1], s, c);
   }
 }
 
@@ -175,12 +172,11 @@ __global__ void rope_store_kernel(float* q, int n_head, float* k, int n_kv, int 
       const bool is_k = kk >= (size_t)n_head * half;
       const size_t j = is_k ? kk - (size_t)n_head * half : kk;
       const int i = (int)(j % half), h = (int)(j / half);
-      const double theta = (double)pos * pow(base, (-2.0 * i) / dim);
       double s, c;
-      sincos(theta, &s, &c);
+      rope_angle(pos, i, dim, base, s, c);
       float* p = (is_k ? k : q) + (size_t)h * head_dim + 2 * i;
-      const float x0 = p[0], x1 = p[1];
-      const float y0 = (float)(x0 * c - x1 * s), y1 = (float)(x0 * s + x1 * c);
+      float y0 = p[0], y1 = p[1];
+      rope_rotate(y0, y1, s, c);
       p[0] = y0, p[1] = y1;
       if (is_k) kc[o + h * head_dim + 2 * i] = y0, kc[o + h * head_dim + 2 * i + 1] = y1;
     } else if (kk < n_rope + n_rest) {  // k's dims past the rotated ones

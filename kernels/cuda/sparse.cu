@@ -104,7 +104,7 @@ constexpr int GS_MAX_LISTS = 2048;  // per-block lists a from_select glu scans (
 // Survivor k of a select epilogue's per-block lists, pre their scanned counts (scan_counts).
 __device__ __forceinline__ int lists_id(const int* pre, const TsLocalSel& ls, int k) {
   const int q = count_owner(pre, ls.grid, k);
-  return ls.ids[(int)((long long)q * ls.total / ls.grid) + k - pre[q]];
+  return ls.ids[row_split(q, ls.total, ls.grid) + k - pre[q]];
 }
 
 // act[k] = glu(gate[i]·x or gate_out[i], up[i]·x), i = idx[1 + k], k < count; wpr warps per k.

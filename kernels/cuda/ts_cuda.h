@@ -362,6 +362,22 @@ __device__ __forceinline__ float warp_sum(float v) {
   return v;
 }
 
+// Rope (ops.cu, attention.cu): the angle of pair i (dims 2i, 2i+1, 2i < dim) at position pos,
+// as sine and cosine in double precision, and a pair rotated by it.
+__device__ __forceinline__ void rope_angle(int pos, int i, int dim, double base, double& s,
+                                           double& c) {
+  sincos((double)pos * pow(base, (-2.0 * i) / dim), &s, &c);
+}
+__device__ __forceinline__ void rope_rotate(float& x0, float& x1, double s, double c) {
+  const float a = x0, b = x1;
+  x0 = (float)(a * c - b * s), x1 = (float)(a * s + b * c);
+}
+
+// Block q of n splitting `total` rows evenly: its first row (row_split(q + 1, …) ends it).
+__host__ __device__ __forceinline__ int row_split(int q, int total, int n) {
+  return (int)((long long)q * total / n);
+}
+
 // Inclusive prefix sum of v over the lanes of a warp (all 32 lanes take part).
 __device__ __forceinline__ int warp_scan(int v) {
   const int lane = threadIdx.x & 31;

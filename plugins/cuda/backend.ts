@@ -11,8 +11,9 @@
  * so the order of effects is the contract's. Decode steps are captured as CUDA graphs (`step`).
  *
  * Split by concept: handles in `_buffers.ts`, argument checks in `_args.ts`, rope and attention
- * in `_attention.ts`, sparse ops in `_sparse.ts`, step capture in `_graph.ts`, bench helpers in
- * `_bench.ts`.
+ * in `_attention.ts`, sparse ops in `_sparse.ts`, held-back ops in `_queue.ts` (their shapes
+ * and the matvec's launch arguments in `_held.ts`), step capture in `_graph.ts`, bench helpers
+ * in `_bench.ts`.
  *
  * @module
  */

@@ -14,7 +14,7 @@ source tools/device/_env.sh
 s=$(date +%s)
 deno run -A --no-check plugins/cuda/_build.ts 2>&1 | tee "$OUT/build.log"
 echo "build: $(( $(date +%s) - s )) s" | tee -a "$OUT/build.log"
-deno test -A --no-check tests/plugins/cuda_test.ts 2>&1 | tee "$OUT/conformance.log" | grep -v " ok " | tail -60
+deno test -A --no-check tests/plugins/cuda_test.ts tests/plugins/cuda_sparse_test.ts 2>&1 | tee "$OUT/conformance.log" | grep -v " ok " | tail -60
 deno test -A --no-check --filter cuda tests/core/golden_test.ts 2>&1 | tee "$OUT/golden.log" | tail -12
 deno run -A --no-check bench/cuda_decode.ts --json "$OUT/bench_f16.json" "$@" 2>&1 | tee "$OUT/bench.log"
 for f in 0.1 0.05; do

@@ -13,7 +13,7 @@ stage=${1:-test}
 s=$(date +%s); deno run -A --no-check plugins/cuda/_build.ts > "$OUT/build.log" 2>&1
 echo "build rc $? $(( $(date +%s) - s )) s"
 if [ "$stage" = test ]; then
-  s=$(date +%s); timeout 400 deno test -A --no-check tests/plugins/cuda_test.ts > "$OUT/conformance.log" 2>&1
+  s=$(date +%s); timeout 400 deno test -A --no-check tests/plugins/cuda_test.ts tests/plugins/cuda_sparse_test.ts > "$OUT/conformance.log" 2>&1
   echo "cuda_test rc $? $(( $(date +%s) - s )) s"; grep -E "FAILED|passed|failed|=> " "$OUT/conformance.log" | tail -8
   timeout 60 deno test -A --no-check --filter cuda tests/core/golden_test.ts > "$OUT/golden.log" 2>&1
   echo "golden rc $?"; grep -E "passed|failed" "$OUT/golden.log" | tail -1

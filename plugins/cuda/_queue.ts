@@ -110,7 +110,10 @@ export class OpQueue {
     return true;
   }
 
-  /** True when select of the one held matvec's whole output became its epilogue (and ran). */
+  /**
+   * True when select of the one held matvec's whole output became its epilogue: launched now,
+   * or (`selectInGlu`) held until the next op, which may be the gathered glu that places it.
+   */
   selectAfter(score: Deno.PointerObject, n: number, idx: Deno.PointerObject, thr: number): boolean {
     const [m] = this.#mm, f = this.#fused;
     if (

@@ -8,7 +8,9 @@
  * time per decoded token spent outside the synchronising logits read.
  *
  * `--mv grid,wpr,prefetch` sets the matvec launch shape for prefill and decode (default
- * `0,0,2`: first rows loaded before the PDL wait; `0,0,1` only asks L2 for them; `3,0,1` is
+ * `0,0,6`: the first step's rows in registers and the second's in shared memory before the PDL
+ * wait, then F16/BF16 odd steps through shared memory; `0,0,2` registers only; `0,0,1` only
+ * asks L2 for the first rows; `3,0,1` is
  * the general kernel without matvec_xreg.cu); the per-shape table sweeps
  * several and checks that the two kernels agree.
  *
@@ -20,6 +22,13 @@
  *
  * `--down-cols 0` runs the sparse down as split partial sums plus a sum launch (default 1: one
  * launch of 32-column blocks over every listed row).
+ *
+ * `--attn-cluster N` merges decode attention's splits of a KV head inside a thread-block cluster
+ * when there are at most N (default 8: contexts of up to 256 positions), else by a merge launch
+ * (N = 0: always).
+ *
+ * `--trace` reports what each kernel adds to a decode step (bench/_cuda_trace.ts): block 0 of
+ * every kernel records when its PDL wait returned.
  *
  * `--repeat N` runs prefill and decode N more times on fresh states and reports how far their
  * last logits are from the first run's (0: the same bits every run).
@@ -47,6 +56,7 @@ import type { Weight } from "../core/backend.ts";
 import type { DenseFFN, FFNUnit, Layer, SparseFFN, Weights } from "../core/weights.ts";
 import { type CudaBackend, type CudaWeight, plugin } from "../plugins/cuda/mod.ts";
 import { breakdown } from "./_cuda_breakdown.ts";
+import { reportTrace } from "./_cuda_trace.ts";
 
 const arg = (name: string, dflt: string) => {
   const i = Deno.args.indexOf(name);
@@ -63,6 +73,7 @@ const rank = Number(arg("--rank", "1024"));
 const predType = parseDType(arg("--pred", arg("--dtype", "f16")));
 const quick = Deno.args.includes("--quick"); // skip the per-shape tables and the A/B reruns
 const breakdownOn = Deno.args.includes("--breakdown"); // time each part of a layer
+const traceOn = Deno.args.includes("--trace"); // what each kernel adds to a decode step
 
 const cfg: ModelConfig = {
   arch: "llama",
@@ -175,7 +186,7 @@ const shapes: Record<string, Weight[]> = {
   output: [w.output],
 };
 // 0,0,x: matvec_xreg.cu (x in registers); 3,0,x: the general kernel (matvec.cu).
-const configs = ["0,0,2", "0,0,1", "0,0,0", "3,0,1", "3,0,0"];
+const configs = ["0,0,6", "0,0,2", "0,0,1", "0,0,0", "3,0,1", "3,0,0"];
 const setConfig = (c: string) => {
   const [g, r, p] = c.split(",").map(Number);
   be.matvecConfig(g, r, p);
@@ -212,7 +223,7 @@ for (const c of quick ? [] : configs) {
 be.write(xs[0], Float32Array.from({ length: nFF }, () => Math.random() * 2 - 1));
 for (const [name, ws] of Object.entries(quick ? {} : shapes)) {
   const m = ws[0] as CudaWeight, out: Float32Array[] = [];
-  for (const c of ["0,0,2", "3,0,1"]) {
+  for (const c of ["0,0,6", "3,0,1"]) {
     setConfig(c);
     be.matmul(ys[0], m, xs[0], 1);
     out.push(be.read(ys[0], 0, m.rows));
@@ -226,10 +237,11 @@ for (const [name, ws] of Object.entries(quick ? {} : shapes)) {
     `matvec check ${name}: max |xreg - general| / max |y| = ${(d / mx).toExponential(1)}`,
   );
 }
-setConfig(arg("--mv", "0,0,2"));
+setConfig(arg("--mv", "0,0,6"));
 be.ropeInAttention(arg("--rope-attn", "1") === "1");
 be.selectInGlu(arg("--sel-glu", "1") === "1");
 be.sparseDownCols(arg("--down-cols", "1") === "1");
+if (Deno.args.includes("--attn-cluster")) be.attentionCluster(Number(arg("--attn-cluster", "0")));
 {
   // One-block kernels, 32 launches each in one graph: add+rmsnorm; select (sparse only).
   const normMs = be.timeGraph(() => {
@@ -335,6 +347,15 @@ console.log(
 );
 if (breakdownOn) breakdown(be, cfg, w, st, predictor ? thresholds : null, rank);
 const fusedLogits = be.read(st.logits, 0, nVocab);
+if (traceOn) {
+  const steps = 8, at = st.pos;
+  const trace = be.traceKernels(() => {
+    for (let i = 0; i < steps; i++) {
+      forward(w, cfg, st, tokens.subarray(at + i, at + i + 1), false, run);
+    }
+  });
+  reportTrace(trace, steps, nLayer);
+}
 /** Prefill and decode again on a fresh state: decode tokens/s and the last logits. */
 const freshRun = () => {
   const sr = new RunState(be, cfg, nPrompt + nDecode + 8);

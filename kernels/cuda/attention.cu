@@ -12,10 +12,17 @@
 // captured step it also applies the rope to q and the step's K row and stores the K and V rows
 // into the cache (ts_attention_f32 with k_new), which saves a launch per layer.
 //
+// When a KV head has at most 8 decode splits (a context of up to 256 positions; splits hold at
+// least 32), they are one thread-block cluster: every block merges a share of the outputs over
+// all splits through distributed shared memory, so there is no merge launch.
+//
 // Build: see ts_cuda.h. Bench: bench/cuda_decode.ts (as part of a decode step).
+#include <cooperative_groups.h>
 #include <math.h>
 
 #include "ts_cuda.h"
+
+namespace cg = cooperative_groups;
 
 constexpr int AT_WARPS = 4, AT_POS = 4, MAX_DPL = 8;  // DPL: dims per lane
 
@@ -180,7 +187,9 @@ struct RopeIn {
   double base;
 };
 
-template <int G, int VEC>
+// CL: the splits of a KV head are one thread-block cluster and merge there; else they go to
+// `part` for attn_merge (or to `out` when there is one split).
+template <int G, int VEC, bool CL>
 __global__ void __launch_bounds__(DK_WARPS * 32)
 attn_decode_kernel(float* out, float* part, const float* q, float* k, float* v, int pos0,
                    int n_kv, float scale, int chunk, const int* dpos, RopeIn rope) {
@@ -297,6 +306,7 @@ attn_decode_kernel(float* out, float* part, const float* q, float* k, float* v, 
     for (int i = 0; i < VEC; i++) sm_acc[warp][g][lane * VEC + i] = acc[g][i];
   }
   __syncthreads();
+  __shared__ float cl_m[CL ? G : 1], cl_l[CL ? G : 1], cl_acc[CL ? G : 1][CL ? HD : 1];
   for (int j = threadIdx.x; j < G * HD; j += blockDim.x) {
     const int g = j / HD, d = j % HD, h = kvh * G + g;
     float mx = -INFINITY;
@@ -308,7 +318,10 @@ attn_decode_kernel(float* out, float* part, const float* q, float* k, float* v, 
       L += sm_l[w][g] * c, a += sm_acc[w][g][d] * c;
     }
     const size_t o = (size_t)h * HD;
-    if (n_split == 1) {
+    if constexpr (CL) {
+      cl_acc[g][d] = a;
+      if (d == 0) cl_m[g] = mx, cl_l[g] = L;
+    } else if (n_split == 1) {
       out[o + d] = a / L;
     } else {
       part[o * n_split + (size_t)s * HD + d] = a;  // [t = 0, h, split, d]
@@ -318,17 +331,65 @@ attn_decode_kernel(float* out, float* part, const float* q, float* k, float* v, 
       }
     }
   }
+  if constexpr (CL) {
+    // The splits of a KV head are one cluster: each block merges a share of the G · HD
+    // outputs over every split, reading the others' shared memory, as attn_merge does.
+    cg::cluster_group cluster = cg::this_cluster();
+    cluster.sync();
+    const int n = (int)cluster.num_blocks(), rank = (int)cluster.block_rank();
+    for (int j = rank * blockDim.x + threadIdx.x; j < G * HD; j += n * blockDim.x) {
+      const int g = j / HD, d = j % HD;
+      float mx = -INFINITY;
+      for (int r = 0; r < n; r++) mx = fmaxf(mx, *cluster.map_shared_rank(&cl_m[g], r));
+      float L = 0.f, a = 0.f;
+      for (int r = 0; r < n; r++) {
+        const float m_r = *cluster.map_shared_rank(&cl_m[g], r);
+        if (m_r == -INFINITY) continue;
+        const float c = expf(m_r - mx);
+        L += *cluster.map_shared_rank(&cl_l[g], r) * c;
+        a += *cluster.map_shared_rank(&cl_acc[g][d], r) * c;
+      }
+      out[(size_t)(kvh * G + g) * HD + d] = a / L;
+    }
+    cluster.sync();  // the others' shared memory is read before any block exits
+  }
 }
 
-// The decode kernel for G heads per KV head and head_dim (null when it has none).
+// The decode kernel for G heads per KV head and head_dim; with `cluster` the splits of a KV
+// head are one thread-block cluster that merges them itself (no attn_merge launch).
+template <int G, int VEC>
+static void launch_decode_vec(dim3 grid, bool cluster, float* out, float* part, const float* q,
+                              float* k, float* v, int pos0, int n_kv, float scale, int chunk,
+                              const int* dpos, RopeIn r) {
+  if (cluster) {
+    static bool wide = false;  // clusters of more than 8 blocks (the portable size) allowed
+    if (!wide) {
+      cudaFuncSetAttribute(attn_decode_kernel<G, VEC, true>,
+                           cudaFuncAttributeNonPortableClusterSizeAllowed, 1);
+      wide = true;
+    }
+    ts_launch_cluster(attn_decode_kernel<G, VEC, true>, grid, DK_WARPS * 32, grid.z, out, part, q, k, v, pos0, n_kv, scale, chunk, dpos, r);
+  } else {
+    ts_launch(attn_decode_kernel<G, VEC, false>, grid, DK_WARPS * 32, out, part, q, k, v, pos0, n_kv, scale, chunk, dpos, r);
+  }
+}
 template <int G>
-static void launch_decode(dim3 grid, int head_dim, float* out, float* part, const float* q,
-                          float* k, float* v, int pos0, int n_kv, float scale, int chunk,
-                          const int* dpos, RopeIn r) {
-  if (head_dim == 32) ts_launch(attn_decode_kernel<G, 1>, grid, DK_WARPS * 32, out, part, q, k, v, pos0, n_kv, scale, chunk, dpos, r);
-  else if (head_dim == 64) ts_launch(attn_decode_kernel<G, 2>, grid, DK_WARPS * 32, out, part, q, k, v, pos0, n_kv, scale, chunk, dpos, r);
-  else if (head_dim == 128) ts_launch(attn_decode_kernel<G, 4>, grid, DK_WARPS * 32, out, part, q, k, v, pos0, n_kv, scale, chunk, dpos, r);
-  else ts_launch(attn_decode_kernel<G, 8>, grid, DK_WARPS * 32, out, part, q, k, v, pos0, n_kv, scale, chunk, dpos, r);
+static void launch_decode(dim3 grid, bool cluster, int head_dim, float* out, float* part,
+                          const float* q, float* k, float* v, int pos0, int n_kv, float scale,
+                          int chunk, const int* dpos, RopeIn r) {
+  if (head_dim == 32) launch_decode_vec<G, 1>(grid, cluster, out, part, q, k, v, pos0, n_kv, scale, chunk, dpos, r);
+  else if (head_dim == 64) launch_decode_vec<G, 2>(grid, cluster, out, part, q, k, v, pos0, n_kv, scale, chunk, dpos, r);
+  else if (head_dim == 128) launch_decode_vec<G, 4>(grid, cluster, out, part, q, k, v, pos0, n_kv, scale, chunk, dpos, r);
+  else launch_decode_vec<G, 8>(grid, cluster, out, part, q, k, v, pos0, n_kv, scale, chunk, dpos, r);
+}
+
+// Decode splits of a KV head merged inside a thread-block cluster when there are at most this
+// many (2–16; default 8); 0: always the attn_merge launch (ts_attention_config, bench, tests).
+static int g_attn_cluster = 8;
+TS_EXPORT int ts_attention_config(int cluster) {
+  if (cluster < 0 || cluster == 1 || cluster > 16) return (int)cudaErrorInvalidValue;
+  g_attn_cluster = cluster;
+  return 0;
 }
 
 // out, q: [n_tok, n_head, head_dim]; k, v: [n_ctx, n_kv, head_dim] holding pos0 + n_tok rows.
@@ -358,18 +419,20 @@ TS_EXPORT int ts_attention_f32(float* out, const float* q, float* k, float* v, i
   if (n_split > (n_pos + min_pos - 1) / min_pos) n_split = (n_pos + min_pos - 1) / min_pos;
   if (n_split > MERGE_MAX_SPLIT) n_split = MERGE_MAX_SPLIT;
   if (n_split < 1) n_split = 1;
+  // The same splits as one cluster, when there are at most g_attn_cluster of them.
+  const bool cluster = decode && g_attn_cluster > 1 && n_split > 1 && n_split <= g_attn_cluster;
   const int chunk = (n_pos + n_split - 1) / n_split;
   float* part = nullptr;
-  if (n_split > 1) {
+  if (n_split > 1 && !cluster) {
     part = (float*)ts_scratch(1, (size_t)n_head * n_tok * n_split * (head_dim + 2) * sizeof(float));
     if (!part) return (int)cudaErrorMemoryAllocation;
   }
   if (decode) {
     const dim3 grid(n_kv, 1, n_split);
-    if (group == 1) launch_decode<1>(grid, head_dim, out, part, q, k, v, pos0, n_kv, scale, chunk, dpos, rope);
-    else if (group == 2) launch_decode<2>(grid, head_dim, out, part, q, k, v, pos0, n_kv, scale, chunk, dpos, rope);
-    else if (group == 4) launch_decode<4>(grid, head_dim, out, part, q, k, v, pos0, n_kv, scale, chunk, dpos, rope);
-    else launch_decode<8>(grid, head_dim, out, part, q, k, v, pos0, n_kv, scale, chunk, dpos, rope);
+    if (group == 1) launch_decode<1>(grid, cluster, head_dim, out, part, q, k, v, pos0, n_kv, scale, chunk, dpos, rope);
+    else if (group == 2) launch_decode<2>(grid, cluster, head_dim, out, part, q, k, v, pos0, n_kv, scale, chunk, dpos, rope);
+    else if (group == 4) launch_decode<4>(grid, cluster, head_dim, out, part, q, k, v, pos0, n_kv, scale, chunk, dpos, rope);
+    else launch_decode<8>(grid, cluster, head_dim, out, part, q, k, v, pos0, n_kv, scale, chunk, dpos, rope);
   } else {
     const dim3 grid(n_head, n_tok, n_split);
     const int dpl = (head_dim + 31) / 32;
@@ -377,6 +440,6 @@ TS_EXPORT int ts_attention_f32(float* out, const float* q, float* k, float* v, i
     else if (dpl <= 4) ts_launch(attn_kernel<4>, grid, AT_WARPS * 32, out, part, q, k, v, pos0, n_head, n_kv, head_dim, scale, chunk, dpos);
     else ts_launch(attn_kernel<8>, grid, AT_WARPS * 32, out, part, q, k, v, pos0, n_head, n_kv, head_dim, scale, chunk, dpos);
   }
-  if (n_split > 1) ts_launch(attn_merge, dim3(n_head, n_tok), MERGE_THREADS, out, part, n_tok, n_head, head_dim, n_split);
+  if (n_split > 1 && !cluster) ts_launch(attn_merge, dim3(n_head, n_tok), MERGE_THREADS, out, part, n_tok, n_head, head_dim, n_split);
   return ts_launch_status();
 }

@@ -24,8 +24,10 @@ int ts_gemm_tc(int type, float* out, const void* w, const float* x, int rows, in
 // token), 1 = resident grid striding over the rows, 2 = one block per 8/wpr rows, 3 = as 1
 // but never matvec_xreg; wpr 0 = auto; prefetch: what each block reads before the wait on the
 // previous kernel (weights only, which no kernel writes): 1 asks L2 for its first rows,
-// 2 (default) loads matvec_xreg's first step into registers (the general kernel: as 1).
-static int g_grid = 0, g_wpr = 0, g_prefetch = 2;
+// 2 loads matvec_xreg's first step into registers (the general kernel: as 1), 6 (default)
+// also copies its second step into shared memory, and F16/BF16 odd steps keep coming through
+// shared memory (two steps in flight; matvec_xreg.cu).
+static int g_grid = 0, g_wpr = 0, g_prefetch = 6;
 
 template <int NT, int ROWS>
 __device__ __forceinline__ void mv_acc(float (&acc)[ROWS][NT], const float (&wv)[ROWS][8],

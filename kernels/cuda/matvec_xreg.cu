@@ -13,6 +13,11 @@
 // the PDL wait the block already loads its first step's rows into registers (weights: no
 // kernel writes them), so they are in flight while the previous kernel ends: on an H200 a
 // 7–8% faster sparse and 3% faster dense decode than asking L2 for them (BENCHMARKS.md).
+// F16/BF16 (prefetch 6, the default) also copy the second step's rows into shared memory
+// (cp.async) before the wait; then even steps come through registers and odd steps through
+// shared memory, each buffer refilled with the step after next as soon as its rows are
+// multiplied: two steps in flight per block with no more registers (dense decode +9%, sparse
+// +2%; the O projection after attention 10.5 → 7.7 µs). Same arithmetic, same bits.
 //
 // Q8_0/Q4_0: a lane's chunk is half a 32-value block (16 or 8 bytes, one load); each lane
 // quantises its x to int8 (per 32 values, as the CPU backends do) and takes int8 dot products
@@ -54,6 +59,12 @@ template <int CPL, int ROWS>
 __host__ __device__ constexpr int xr_rows() {
   return CPL * ROWS >= MV_LOADS ? 1 : MV_LOADS / (CPL * ROWS);
 }
+// An F16/BF16 chunk from its 16 raw bytes (the shared-memory steps; other types: unused).
+template <int T>
+__device__ __forceinline__ void raw_chunk(XrChunk<T>& c, const uint4& v) {
+  if constexpr (T == TS_F16 || T == TS_BF16) c.r = v;
+}
+
 // Row g of the stacked batch: its job and the row's pointer(s).
 __device__ __forceinline__ int xr_job(const MvBatch& b, int g) {
   int j = 0;
@@ -202,9 +213,39 @@ matvec_xreg_kernel(MvBatch b, int total, const float* x, int cols, size_t row_by
       }
     }
   };
+  // prefetch bit 4 (F16/BF16): odd steps' rows go through shared memory (cp.async), even
+  // steps' through the registers, so two steps are in flight: the first two before the wait,
+  // then each buffer is refilled with the step after next as soon as its rows are multiplied.
+  constexpr bool STAGE = (T == TS_F16 || T == TS_BF16) && R * ROWS * CPL <= MV_LOADS;
+  __shared__ uint4 stage[STAGE ? R * ROWS * CPL : 1][STAGE ? XR_THREADS : 1];
+  const bool ring = STAGE && (prefetch & 4) && (prefetch & 3) == 2;
+  auto stage_step = [&](int gs) {
+    if constexpr (STAGE) {
+#pragma unroll
+      for (int r = 0; r < R; r++) {
+        const int g = gs + r * SPLIT + sub;
+        if (g < g1) {
+          const int j = xr_job(b, g);
+          const size_t off = (size_t)(g - b.job[j].block0) * row_bytes;
+#pragma unroll
+          for (int u = 0; u < CPL; u++) {
+            const size_t c = 16 * (size_t)(i0 + LANES * u);
+            if (i0 + LANES * u < n_chunk) {
+              cp_async16(&stage[(r * ROWS) * CPL + u][threadIdx.x], b.job[j].w + off + c);
+              if (ROWS == 2) {
+                cp_async16(&stage[(r * ROWS + 1) * CPL + u][threadIdx.x], b.job[j].w2 + off + c);
+              }
+            }
+          }
+        }
+      }
+      cp_async_commit();
+    }
+  };
   XrChunk<T> w[R][ROWS][CPL];
-  if (prefetch == 2) load_step(g0, w);  // the first step's rows in registers before the wait
-  if (prefetch == 1) {                  // or only asked of L2
+  if ((prefetch & 3) == 2) load_step(g0, w);  // the first step's rows in registers before the wait
+  if (ring && g0 + STEP < g1) stage_step(g0 + STEP);
+  if ((prefetch & 3) == 1) {                  // or only asked of L2
 #pragma unroll
     for (int r = 0; r < R; r++) {
       const int g = g0 + r * SPLIT + sub;
@@ -243,30 +284,55 @@ matvec_xreg_kernel(MvBatch b, int total, const float* x, int cols, size_t row_by
     for (int u = 0; u < CPL; u++) xq_pack<T>(xr[u], xq[u], xd[u], xs[u]);
   }
   int buf = 0;
-  for (int gs = g0; gs < g1; gs += STEP, buf ^= 1) {
-    if (prefetch != 2 || gs != g0) load_step(gs, w);
+  for (int gs = g0, k = 0; gs < g1; gs += STEP, buf ^= 1, k++) {
+    const bool shared = ring && (k & 1);  // this step's rows are in `stage`
+    if (shared) cp_async_wait_all();      // (this thread's own slots: no barrier)
+    else if (!ring && ((prefetch & 3) != 2 || gs != g0)) load_step(gs, w);
+    float acc[R][ROWS];
+    // This step's row sums, chunk u of row r (matrix q) from `from_smem ? stage : w`. Two
+    // separate loops, so the shared-memory one never waits on registers still loading.
+    auto sums = [&](auto from_smem) {
 #pragma unroll
-    for (int r = 0; r < R; r++) {
+      for (int r = 0; r < R; r++) {
 #pragma unroll
-      for (int q = 0; q < ROWS; q++) {
-        float acc = 0.f;
-        if (gs + r * SPLIT + sub < g1) {
+        for (int q = 0; q < ROWS; q++) {
+          acc[r][q] = 0.f;
+          if (gs + r * SPLIT + sub < g1) {
 #pragma unroll
-          for (int u = 0; u < CPL; u++) {
-            if (i0 + LANES * u < n_chunk) {
-              if constexpr (QX) {
-                acc += w[r][q][u].dotq(xq[u], xd[u], xs[u]);
-              } else {
-                float f[8];
-                w[r][q][u].get(f);
+            for (int u = 0; u < CPL; u++) {
+              if (i0 + LANES * u < n_chunk) {
+                if constexpr (QX) {
+                  acc[r][q] += w[r][q][u].dotq(xq[u], xd[u], xs[u]);
+                } else {
+                  float f[8];
+                  if constexpr (STAGE && decltype(from_smem)::value) {
+                    XrChunk<T> c;
+                    raw_chunk<T>(c, stage[(r * ROWS + q) * CPL + u][threadIdx.x]);
+                    c.get(f);
+                  } else {
+                    w[r][q][u].get(f);
+                  }
 #pragma unroll
-                for (int e = 0; e < 8; e++) acc += f[e] * xr[u][e];
+                  for (int e = 0; e < 8; e++) acc[r][q] += f[e] * xr[u][e];
+                }
               }
             }
           }
         }
-        acc = warp_sum(acc);
-        if (lane == 0) red[buf][warp][r][q] = acc;
+      }
+    };
+    if (shared) sums(std::true_type{});
+    else sums(std::false_type{});
+    if (ring && gs + 2 * STEP < g1) {  // refill the buffer just used with the step after next
+      if (shared) stage_step(gs + 2 * STEP);
+      else load_step(gs + 2 * STEP, w);
+    }
+#pragma unroll
+    for (int r = 0; r < R; r++) {
+#pragma unroll
+      for (int q = 0; q < ROWS; q++) {
+        const float a = warp_sum(acc[r][q]);
+        if (lane == 0) red[buf][warp][r][q] = a;
       }
     }
     __syncthreads();  // one barrier per step: the other buffer is read while this one fills

@@ -21,7 +21,25 @@ static int g_scratch_epoch = 0;  // bumped whenever a scratch area moves
 
 static TsLocalSel g_local_sel = {};
 
+static void (*g_trace_binders[16])(unsigned long long*) = {};
+static int g_trace_n = 0;
+
 cudaStream_t ts_stream() { return g_stream; }
+int ts_trace_register(void (*bind)(unsigned long long*)) {
+  if (g_trace_n < 16) g_trace_binders[g_trace_n++] = bind;
+  return g_trace_n;
+}
+
+// Bench: bind `words` (device memory, 2 + 3 · cap words) as every kernel's trace buffer and
+// clear its counter (null: stop tracing). Outside graph captures only.
+TS_EXPORT int ts_trace_start(unsigned long long* words, int cap) {
+  if (words) {
+    const unsigned long long head[2] = {0, (unsigned long long)cap};
+    cudaMemcpyAsync(words, head, sizeof head, cudaMemcpyHostToDevice, g_stream);
+  }
+  for (int i = 0; i < g_trace_n; i++) g_trace_binders[i](words);
+  return (int)cudaStreamSynchronize(g_stream);
+}
 TsLocalSel& ts_local_sel() { return g_local_sel; }
 int ts_sm_count() { return g_sms; }
 int ts_launch_status() { return (int)cudaGetLastError(); }

@@ -11,7 +11,7 @@
 #include <stdint.h>
 
 // Bump on any change of an exported signature; plugins/cuda/_ffi.ts checks it at load.
-#define TS_CUDA_ABI_VERSION 8
+#define TS_CUDA_ABI_VERSION 9
 
 #define TS_EXPORT extern "C" __attribute__((visibility("default")))
 
@@ -319,6 +319,17 @@ __device__ __forceinline__ const uint8_t* chunk_at(const uint8_t* row, int c) {
   return row + 2 * (size_t)c;
 }
 
+// 16 bytes from global p to shared dst, asynchronously (L2 only); cp_async_commit closes a
+// group, cp_async_wait_all waits for this thread's copies.
+__device__ __forceinline__ void cp_async16(void* dst, const void* p) {
+  asm volatile("cp.async.cg.shared.global [%0], [%1], 16;" ::"r"(
+                   (unsigned)__cvta_generic_to_shared(dst)),
+               "l"(p)
+               : "memory");
+}
+__device__ __forceinline__ void cp_async_commit() { asm volatile("cp.async.commit_group;" ::: "memory"); }
+__device__ __forceinline__ void cp_async_wait_all() { asm volatile("cp.async.wait_all;" ::: "memory"); }
+
 // Ask L2 to fetch the line holding p (no register waits for it).
 __device__ __forceinline__ void prefetch_l2(const void* p) {
   asm volatile("prefetch.global.L2 [%0];" ::"l"(p));
@@ -336,24 +347,61 @@ static inline size_t ts_row_bytes(int t, int cols) {
   return 0;
 }
 
+// Bench trace (ts_trace_start, runtime.cu; bench/cuda_decode.ts --trace): while a buffer is
+// bound, block 0 of every kernel appends {start, wait done, grid | block << 32} (globaltimer
+// ns; start is before the PDL wait) at words[2 + 3 i], i from the counter words[0], while
+// i < words[1]. Each translation unit holds its own pointer; ts_trace_register lists the
+// binders, which the host calls outside any graph capture (replays read the pointer live).
+static __device__ unsigned long long* ts_trace_words;
+int ts_trace_register(void (*bind)(unsigned long long*));
+static void ts_trace_bind(unsigned long long* words) {
+  cudaMemcpyToSymbolAsync(ts_trace_words, &words, sizeof words, 0, cudaMemcpyHostToDevice,
+                          ts_stream());
+}
+[[maybe_unused]] static const int ts_trace_bound = ts_trace_register(ts_trace_bind);
+
+__device__ __forceinline__ unsigned long long globaltimer() {
+  unsigned long long t;
+  asm volatile("mov.u64 %0, %globaltimer;" : "=l"(t));
+  return t;
+}
+
 // Programmatic dependent launch: every kernel of the library starts with pdl_start(), which
 // lets the next kernel on the stream launch now (its blocks wait in their own pdl_start until
 // this grid has finished and its writes are visible), hiding the launch gap between kernels.
 __device__ __forceinline__ void pdl_start() {
+  const bool lead = (blockIdx.x | blockIdx.y | blockIdx.z | threadIdx.x | threadIdx.y) == 0;
+  unsigned long long* tw = lead ? ts_trace_words : nullptr;
+  const unsigned long long t0 = tw ? globaltimer() : 0;
   asm volatile("griddepcontrol.wait;" ::: "memory");
   asm volatile("griddepcontrol.launch_dependents;" ::: "memory");
+  if (tw) {
+    const unsigned long long t1 = globaltimer(), i = atomicAdd(tw, 1ull);
+    if (i < tw[1]) {
+      tw[2 + 3 * i] = t0, tw[3 + 3 * i] = t1;
+      tw[4 + 3 * i] = gridDim.x * gridDim.y | (unsigned long long)(blockDim.x * blockDim.y) << 32;
+    }
+  }
 }
 
-// Launch `kernel` on the library's stream with programmatic dependent launch allowed.
+// Launch `kernel` on the library's stream with programmatic dependent launch allowed, in
+// thread-block clusters of `cluster` blocks along z when that is more than 1.
 template <typename... K, typename... A>
-static inline void ts_launch(void (*kernel)(K...), dim3 grid, dim3 block, A... args) {
-  cudaLaunchAttribute attr[1];
+static inline void ts_launch_cluster(void (*kernel)(K...), dim3 grid, dim3 block, int cluster,
+                                     A... args) {
+  cudaLaunchAttribute attr[2];
   attr[0].id = cudaLaunchAttributeProgrammaticStreamSerialization;
   attr[0].val.programmaticStreamSerializationAllowed = 1;
+  attr[1].id = cudaLaunchAttributeClusterDimension;
+  attr[1].val.clusterDim.x = 1, attr[1].val.clusterDim.y = 1, attr[1].val.clusterDim.z = cluster;
   cudaLaunchConfig_t cfg = {};
   cfg.gridDim = grid, cfg.blockDim = block, cfg.dynamicSmemBytes = 0;
-  cfg.stream = ts_stream(), cfg.attrs = attr, cfg.numAttrs = 1;
+  cfg.stream = ts_stream(), cfg.attrs = attr, cfg.numAttrs = cluster > 1 ? 2 : 1;
   cudaLaunchKernelEx(&cfg, kernel, ((K)args)...);
+}
+template <typename... K, typename... A>
+static inline void ts_launch(void (*kernel)(K...), dim3 grid, dim3 block, A... args) {
+  ts_launch_cluster(kernel, grid, block, 1, args...);
 }
 
 __device__ __forceinline__ float warp_sum(float v) {

@@ -1,6 +1,7 @@
 /**
  * Bench-only helpers of the CUDA backend (bench/cuda_decode.ts): random weights made on the
- * device, and the read bandwidth of a streaming kernel (kernels/cuda/runtime.cu).
+ * device, the read bandwidth of a streaming kernel (kernels/cuda/runtime.cu), and a trace of
+ * when each kernel started and when its PDL wait returned (kernels/cuda/ts_cuda.h).
  *
  * @module
  */
@@ -51,6 +52,56 @@ export function readBandwidth(
   const p = c.malloc("readBandwidth", bytes);
   try {
     return c.lib.symbols.ts_cuda_read_bandwidth(p, BigInt(bytes), iters);
+  } finally {
+    free(p);
+  }
+}
+
+/** One kernel launch seen by `traceKernels`. */
+export interface KernelTrace {
+  /** Nanoseconds (device clock) when block 0 started, before its PDL wait. */
+  start: number;
+  /** Nanoseconds when block 0's PDL wait returned: the kernel before it had finished. */
+  waitDone: number;
+  /** Blocks of the grid and threads per block, to tell kernels apart. */
+  grid: number;
+  block: number;
+}
+
+/**
+ * The kernels that `run` launches (at most `cap`), in launch order, with block 0's clock
+ * before and after its PDL wait. Tracing costs block 0 two clock reads and one atomic.
+ */
+export function traceKernels(
+  c: Ctx,
+  run: () => void,
+  cap: number,
+  free: (p: Deno.PointerObject) => void,
+): KernelTrace[] {
+  const s = c.lib.symbols, bytes = (2 + 3 * cap) * 8;
+  c.q.flush();
+  const p = c.malloc("trace", bytes);
+  try {
+    c.check("trace", s.ts_trace_start(p, cap));
+    try {
+      run();
+      c.q.flush();
+    } finally {
+      c.check("trace", s.ts_trace_start(null, 0));
+    }
+    const words = new BigUint64Array(bytes / 8);
+    c.check("trace", s.ts_cuda_download(words, p, 0n, BigInt(bytes)));
+    const n = Math.min(Number(words[0]), cap), out: KernelTrace[] = [];
+    for (let i = 0; i < n; i++) {
+      const shape = words[4 + 3 * i];
+      out.push({
+        start: Number(words[2 + 3 * i]),
+        waitDone: Number(words[3 + 3 * i]),
+        grid: Number(shape & 0xffffffffn),
+        block: Number(shape >> 32n),
+      });
+    }
+    return out;
   } finally {
     free(p);
   }

@@ -7,7 +7,7 @@
  */
 
 /** Must equal TS_CUDA_ABI_VERSION in kernels/cuda/ts_cuda.h. */
-export const ABI_VERSION = 8;
+export const ABI_VERSION = 9;
 
 const MATMUL = {
   parameters: ["pointer", "pointer", "pointer", "i32", "i32", "i32"],
@@ -219,6 +219,8 @@ export const SYMBOLS = {
   ts_down_sparse_bf16: DOWN_SPARSE,
   ts_down_sparse_q8_0: DOWN_SPARSE,
   ts_down_sparse_q4_0: DOWN_SPARSE,
+  // bench and tests: decode attention splits merged in a cluster of at most N blocks (0: never)
+  ts_attention_config: { parameters: ["i32"], result: "i32" },
   // bench only: 1 the one-launch column-block sparse down (default), 0 split partials + sum
   ts_sparse_config: { parameters: ["i32"], result: "i32" },
   // out, x, n, alpha
@@ -237,6 +239,8 @@ export const SYMBOLS = {
   // Bench only: ms per replay (median of reps); matvec launch shape (grid, wpr, prefetch).
   ts_graph_time: { parameters: ["pointer", "i32"], result: "f64" },
   ts_matvec_config: { parameters: ["i32", "i32", "i32"], result: "i32" },
+  // Bench only: words (null stops), capacity in records (kernels/cuda/ts_cuda.h trace)
+  ts_trace_start: { parameters: ["pointer", "i32"], result: "i32" },
 } as const;
 
 /** An opened libts_cuda. */

@@ -36,12 +36,13 @@ import { AttentionOps } from "./_attention.ts";
 import { at, CudaBuf, CudaWeight } from "./_buffers.ts";
 import type { CudaLib } from "./_ffi.ts";
 import { StepGraphs } from "./_graph.ts";
-import { randomWeight, readBandwidth } from "./_bench.ts";
+import { type KernelTrace, randomWeight, readBandwidth, traceKernels } from "./_bench.ts";
 import { rowsCols, toDevice } from "./_layout.ts";
 import { OpQueue } from "./_queue.ts";
 import { SparseOps } from "./_sparse.ts";
 
 export { at, CudaBuf, CudaIndex, CudaWeight } from "./_buffers.ts";
+export type { KernelTrace } from "./_bench.ts";
 
 type P = Deno.PointerObject;
 type MatmulFn = (o: P, w: P, x: P, r: number, c: number, n: number) => number;
@@ -343,15 +344,33 @@ export class CudaBackend implements Backend {
     this.#graphs.step(key, pos, tokens, record);
   }
 
+  /**
+   * Bench only: the kernels `run` launches (at most `cap`), in order, with block 0's device
+   * clock before and after its PDL wait (graph replays included).
+   */
+  traceKernels(run: () => void, cap = 1 << 16): KernelTrace[] {
+    return traceKernels(this.#ctx, run, cap, (p) => this.#free(p));
+  }
+
   /** Bench only: ms per replay (median of `reps`) of the ops `record` queues, as one graph. */
   timeGraph(record: () => void, reps: number): number {
     return this.#graphs.time(record, reps);
   }
 
-  /** Bench only: the matvec's launch shape (kernels/cuda/matvec.cu g_grid); 0, 0, 2 = default. */
+  /** Bench only: the matvec's launch shape (kernels/cuda/matvec.cu g_grid); 0, 0, 6 = default. */
   matvecConfig(grid: number, wpr: number, prefetch: number): void {
     this.#q.flush();
     this.#lib.symbols.ts_matvec_config(grid, wpr, prefetch);
+  }
+
+  /**
+   * Bench and tests: decode attention's splits of a KV head run as one thread-block cluster
+   * that merges them itself, without the merge launch, when there are at most `blocks` (2–16;
+   * default 8) of them; 0 always uses the merge launch.
+   */
+  attentionCluster(blocks: number): void {
+    this.#q.flush();
+    this.#check("attentionCluster", this.#lib.symbols.ts_attention_config(blocks));
   }
 
   /** Bench and tests: false runs the sparse down as split partial sums and a sum launch. */

@@ -22,6 +22,7 @@ import { exists, findNvcc, LIB_PATH, loadLibrary } from "./_build.ts";
 import { CC_MAJOR, CC_MINOR, type CudaLib, DRIVER_SYMBOLS } from "./_ffi.ts";
 
 export { CudaBackend, CudaBuf, CudaWeight } from "./backend.ts";
+export type { KernelTrace } from "./backend.ts";
 
 /** Why FFI cannot be used here, or null when it can. */
 function ffiBlocked(): string | null {

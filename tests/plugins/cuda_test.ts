@@ -235,6 +235,62 @@ gpuTest("cuda prefill matmuls (split along K) give the same bits on every run", 
   }
 });
 
+gpuTest("cuda decode attention merged in a cluster matches the merge launch", (b) => {
+  // 32 positions per split: nCtx 500 a cluster of 16, nCtx 250 of 8, nCtx 100 of 4
+  for (const [nCtx, clusters] of [[500, [16]], [250, [8]], [100, [16]]] as const) {
+    const cfg = { ...TINY, nCtx }, n = nCtx - 10;
+    const tokens = Int32Array.from({ length: n }, (_, i) => (i * 53 + 3) % cfg.nVocab);
+    const w = tinyModel(b, cfg);
+    const [launched, ...merged] = [0, ...clusters].map((blocks) => {
+      b.attentionCluster(blocks);
+      const st = new RunState(b, cfg, cfg.nCtx), out: Float32Array[] = [];
+      forward(w, cfg, st, tokens.subarray(0, 3));
+      for (let t = 3; t < 9; t++) out.push(forward(w, cfg, st, tokens.subarray(t, t + 1)));
+      for (let t = 9; t < n - 40; t += 40) forward(w, cfg, st, tokens.subarray(t, t + 40));
+      for (let t = st.pos; t < n; t++) out.push(forward(w, cfg, st, tokens.subarray(t, t + 1)));
+      return out;
+    });
+    b.attentionCluster(8); // the default
+    merged.forEach((run, i) => {
+      if (run.length !== launched.length) {
+        throw new Error(`${run.length} steps vs ${launched.length}`);
+      }
+      run.forEach((l, t) => {
+        near(`nCtx ${nCtx}, cluster ${clusters[i]}, decode step ${t}`, l, launched[t], 1e-5);
+      });
+    });
+  }
+});
+
+gpuTest(
+  "cuda matvec with odd steps through shared memory (prefetch 6) gives prefetch 2's bits",
+  (b) => {
+    const shapes: [DType, number, number][] = [
+      [DType.F16, 4096, 4096], // 3 steps per block
+      [DType.F16, 6000, 1024], // two rows per step (SPLIT 2)
+      [DType.BF16, 1000, 3072],
+      [DType.F16, 64, 4096], // one step
+      [DType.Q8_0, 1024, 4096], // not staged: the flag changes nothing
+    ];
+    for (const [type, rows, cols] of shapes) {
+      const w = weightOf(b, type, [rows, cols], normals(rows * cols, rows + cols));
+      const x = upload(b, normals(cols, 5)), y = b.alloc(rows), out: Float32Array[] = [];
+      for (const prefetch of [2, 6]) {
+        b.matvecConfig(0, 0, prefetch);
+        b.write(y, new Float32Array(rows).fill(NaN));
+        b.matmul(y, w, x, 1);
+        out.push(b.read(y, 0, rows));
+      }
+      b.matvecConfig(0, 0, 6); // the default
+      const i = out[0].findIndex((v, k) => !Object.is(v, out[1][k]));
+      if (i >= 0) {
+        throw new Error(`${dtypeName(type)} ${rows}×${cols}: [${i}] ${out[1][i]} vs ${out[0][i]}`);
+      }
+      if (out[0].some((v) => !Number.isFinite(v))) throw new Error(`${rows}×${cols}: not finite`);
+    }
+  },
+);
+
 // A small F16 model (rows of more than 1024 columns, so Q/K/V take matvec_xreg's one-row steps;
 // rope over half of each head).
 function tinyModel(b: Backend, cfg: ModelConfig): Weights {

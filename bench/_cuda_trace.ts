@@ -1,0 +1,81 @@
+/**
+ * bench/cuda_decode.ts --trace: where a decode step's time goes on the CUDA backend. Block 0 of
+ * every kernel records when its PDL wait returned (kernels/cuda/ts_cuda.h), so the time from
+ * one kernel's wait to the next one's is what that kernel adds to the step: the critical path,
+ * overlap included. Prints the median per kernel of a layer (the layers repeat one pattern of
+ * launch shapes) and of the parts before and after the layers.
+ *
+ * @module
+ */
+
+import type { KernelTrace } from "../plugins/cuda/mod.ts";
+
+const median = (v: number[]) => {
+  const s = [...v].sort((a, b) => a - b);
+  return s.length ? s[s.length >> 1] : NaN;
+};
+
+/** The period and first index of `nLayer` repeats of one pattern of launch shapes. */
+export function layerPattern(sig: string[], nLayer: number): { period: number; first: number } {
+  for (let period = 1; period * nLayer <= sig.length; period++) {
+    for (let first = 0; first + period * nLayer <= sig.length; first++) {
+      let ok = true;
+      for (let i = first; ok && i < first + period * (nLayer - 1); i++) {
+        ok = sig[i] === sig[i + period];
+      }
+      if (ok) return { period, first };
+    }
+  }
+  throw new Error(`trace: no pattern of launch shapes repeats ${nLayer} times`);
+}
+
+/**
+ * Prints what each kernel adds to a decode step, from `steps` traced steps of the same graph.
+ * @param trace the kernels of the steps, in launch order
+ * @param steps decode steps traced
+ * @param nLayer layers of the model
+ */
+export function reportTrace(trace: KernelTrace[], steps: number, nLayer: number): void {
+  if (trace.length === 0 || trace.length % steps !== 0) {
+    throw new Error(`trace: ${trace.length} kernels are not ${steps} equal steps`);
+  }
+  const perStep = trace.length / steps;
+  const sig = trace.slice(0, perStep).map((k) => `${k.grid}×${k.block}`);
+  const { period, first } = layerPattern(sig, nLayer);
+  const adds: number[][] = Array.from({ length: perStep }, () => []);
+  const early: number[][] = Array.from({ length: perStep }, () => []);
+  const total: number[] = [];
+  for (let s = 0; s < steps; s++) {
+    const k = trace.slice(s * perStep, (s + 1) * perStep);
+    for (let i = 0; i + 1 < perStep; i++) adds[i].push((k[i + 1].waitDone - k[i].waitDone) / 1e3);
+    for (let i = 0; i < perStep; i++) early[i].push((k[i].waitDone - k[i].start) / 1e3);
+    total.push((k[perStep - 1].waitDone - k[0].waitDone) / 1e3);
+  }
+  console.log(
+    `trace: ${perStep} kernels per decode step, ${first} before the layers, ${period} per ` +
+      `layer; first wait to last wait ${median(total).toFixed(1)} µs (median of ${steps} steps)`,
+  );
+  const row = (what: string, idx: number[]) => {
+    const a = median(idx.flatMap((i) => adds[i] ?? [])), e = median(idx.flatMap((i) => early[i]));
+    return { what, add: a, early: e };
+  };
+  const rows = [];
+  for (let i = 0; i < first; i++) rows.push(row(`before ${i} (${sig[i]})`, [i]));
+  let layer = 0;
+  for (let j = 0; j < period; j++) {
+    const idx = Array.from({ length: nLayer - 2 }, (_, l) => first + (l + 1) * period + j);
+    const r = row(`layer ${j} (${sig[first + j]})`, idx);
+    layer += r.add;
+    rows.push(r);
+  }
+  for (let i = first + period * nLayer; i < perStep - 1; i++) {
+    rows.push(row(`after (${sig[i]})`, [i]));
+  }
+  for (const r of rows) {
+    console.log(
+      `  ${r.what.padEnd(28)} adds ${r.add.toFixed(2).padStart(6)} µs, ` +
+        `block 0 waited ${r.early.toFixed(2).padStart(6)} µs`,
+    );
+  }
+  console.log(`  one layer (middle layers, medians added): ${layer.toFixed(1)} µs`);
+}

@@ -29,13 +29,26 @@ export function layerPattern(sig: string[], nLayer: number): { period: number; f
   throw new Error(`trace: no pattern of launch shapes repeats ${nLayer} times`);
 }
 
+/** What `summarizeTrace` finds: the layout of a step and each kernel's median cost. */
+export interface TraceSummary {
+  perStep: number;
+  first: number;
+  period: number;
+  /** Median µs from the first kernel's wait to the last one's. */
+  total: number;
+  /** The kernels before the layers, those of one (middle) layer, and those after. */
+  rows: { what: string; add: number; early: number }[];
+  /** µs of one layer: the medians of its kernels added. */
+  layer: number;
+}
+
 /**
- * Prints what each kernel adds to a decode step, from `steps` traced steps of the same graph.
+ * What each kernel adds to a decode step (median µs), from `steps` traced steps of one graph.
  * @param trace the kernels of the steps, in launch order
  * @param steps decode steps traced
- * @param nLayer layers of the model
+ * @param nLayer layers of the model (the middle nLayer - 2 give the per-layer medians)
  */
-export function reportTrace(trace: KernelTrace[], steps: number, nLayer: number): void {
+export function summarizeTrace(trace: KernelTrace[], steps: number, nLayer: number): TraceSummary {
   if (trace.length === 0 || trace.length % steps !== 0) {
     throw new Error(`trace: ${trace.length} kernels are not ${steps} equal steps`);
   }
@@ -51,19 +64,17 @@ export function reportTrace(trace: KernelTrace[], steps: number, nLayer: number)
     for (let i = 0; i < perStep; i++) early[i].push((k[i].waitDone - k[i].start) / 1e3);
     total.push((k[perStep - 1].waitDone - k[0].waitDone) / 1e3);
   }
-  console.log(
-    `trace: ${perStep} kernels per decode step, ${first} before the layers, ${period} per ` +
-      `layer; first wait to last wait ${median(total).toFixed(1)} µs (median of ${steps} steps)`,
-  );
-  const row = (what: string, idx: number[]) => {
-    const a = median(idx.flatMap((i) => adds[i] ?? [])), e = median(idx.flatMap((i) => early[i]));
-    return { what, add: a, early: e };
-  };
+  const row = (what: string, idx: number[]) => ({
+    what,
+    add: median(idx.flatMap((i) => adds[i])),
+    early: median(idx.flatMap((i) => early[i])),
+  });
   const rows = [];
   for (let i = 0; i < first; i++) rows.push(row(`before ${i} (${sig[i]})`, [i]));
   let layer = 0;
   for (let j = 0; j < period; j++) {
-    const idx = Array.from({ length: nLayer - 2 }, (_, l) => first + (l + 1) * period + j);
+    const middle = Math.max(nLayer - 2, 1), from = nLayer > 2 ? 1 : 0;
+    const idx = Array.from({ length: middle }, (_, l) => first + (l + from) * period + j);
     const r = row(`layer ${j} (${sig[first + j]})`, idx);
     layer += r.add;
     rows.push(r);
@@ -71,11 +82,21 @@ export function reportTrace(trace: KernelTrace[], steps: number, nLayer: number)
   for (let i = first + period * nLayer; i < perStep - 1; i++) {
     rows.push(row(`after (${sig[i]})`, [i]));
   }
-  for (const r of rows) {
+  return { perStep, first, period, total: median(total), rows, layer };
+}
+
+/** Prints `summarizeTrace` of the traced steps. */
+export function reportTrace(trace: KernelTrace[], steps: number, nLayer: number): void {
+  const t = summarizeTrace(trace, steps, nLayer);
+  console.log(
+    `trace: ${t.perStep} kernels per decode step, ${t.first} before the layers, ${t.period} per ` +
+      `layer; first wait to last wait ${t.total.toFixed(1)} µs (median of ${steps} steps)`,
+  );
+  for (const r of t.rows) {
     console.log(
       `  ${r.what.padEnd(28)} adds ${r.add.toFixed(2).padStart(6)} µs, ` +
         `block 0 waited ${r.early.toFixed(2).padStart(6)} µs`,
     );
   }
-  console.log(`  one layer (middle layers, medians added): ${layer.toFixed(1)} µs`);
+  console.log(`  one layer (middle layers, medians added): ${t.layer.toFixed(1)} µs`);
 }

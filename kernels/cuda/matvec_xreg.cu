@@ -195,8 +195,9 @@ matvec_xreg_kernel(MvBatch b, int total, const float* x, int cols, size_t row_by
   // row_split (ts_cuda.h) written out: through the helper ptxas moves spills between instances
   const int g0 = (int)((long long)blockIdx.x * total / gridDim.x);
   const int g1 = (int)((long long)(blockIdx.x + 1) * total / gridDim.x);
-  // Load the rows of step gs (weights only: no kernel writes them, so this may precede the wait).
-  auto load_step = [&](int gs, XrChunk<T> (&w)[R][ROWS][CPL]) {
+  // f(r, q, u, row, i) for chunk i (this lane's chunk u) of row r of matrix q (w, or w2 when
+  // ROWS is 2) of step gs: weights only, which no kernel writes, so this may precede the wait.
+  auto each_chunk = [&](int gs, auto f) {
 #pragma unroll
     for (int r = 0; r < R; r++) {
       const int g = gs + r * SPLIT + sub;
@@ -206,12 +207,16 @@ matvec_xreg_kernel(MvBatch b, int total, const float* x, int cols, size_t row_by
 #pragma unroll
         for (int u = 0; u < CPL; u++) {
           if (i0 + LANES * u < n_chunk) {
-            w[r][0][u].load(b.job[j].w + off, (i0 + LANES * u) * V);
-            if (ROWS == 2) w[r][ROWS - 1][u].load(b.job[j].w2 + off, (i0 + LANES * u) * V);
+            f(r, 0, u, b.job[j].w + off, i0 + LANES * u);
+            if (ROWS == 2) f(r, ROWS - 1, u, b.job[j].w2 + off, i0 + LANES * u);
           }
         }
       }
     }
+  };
+  // The rows of step gs into registers.
+  auto load_step = [&](int gs, XrChunk<T> (&w)[R][ROWS][CPL]) {
+    each_chunk(gs, [&](int r, int q, int u, const uint8_t* row, int i) { w[r][q][u].load(row, i * V); });
   };
   // prefetch bit 4 (F16/BF16): odd steps' rows go through shared memory (cp.async), even
   // steps' through the registers, so two steps are in flight: the first two before the wait,
@@ -219,28 +224,12 @@ matvec_xreg_kernel(MvBatch b, int total, const float* x, int cols, size_t row_by
   constexpr bool STAGE = (T == TS_F16 || T == TS_BF16) && R * ROWS * CPL <= MV_LOADS;
   __shared__ uint4 stage[STAGE ? R * ROWS * CPL : 1][STAGE ? XR_THREADS : 1];
   const bool ring = STAGE && (prefetch & 4) && (prefetch & 3) == 2;
-  // The walk of load_step, written out: sharing one walk through a lambda changed ptxas's
-  // registers for Q8_0/Q4_0 instances (Q4_0 gate/up 80 → 86: 2 blocks per SM, not 3).
+  // The rows of step gs into shared memory.
   auto stage_step = [&](int gs) {
     if constexpr (STAGE) {
-#pragma unroll
-      for (int r = 0; r < R; r++) {
-        const int g = gs + r * SPLIT + sub;
-        if (g < g1) {
-          const int j = xr_job(b, g);
-          const size_t off = (size_t)(g - b.job[j].block0) * row_bytes;
-#pragma unroll
-          for (int u = 0; u < CPL; u++) {
-            const size_t c = 16 * (size_t)(i0 + LANES * u);
-            if (i0 + LANES * u < n_chunk) {
-              cp_async16(&stage[(r * ROWS) * CPL + u][threadIdx.x], b.job[j].w + off + c);
-              if (ROWS == 2) {
-                cp_async16(&stage[(r * ROWS + 1) * CPL + u][threadIdx.x], b.job[j].w2 + off + c);
-              }
-            }
-          }
-        }
-      }
+      each_chunk(gs, [&](int r, int q, int u, const uint8_t* row, int i) {
+        cp_async16(&stage[(r * ROWS + q) * CPL + u][threadIdx.x], row + 16 * (size_t)i);
+      });
       cp_async_commit();
     }
   };

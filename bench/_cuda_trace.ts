@@ -72,8 +72,8 @@ export function summarizeTrace(trace: KernelTrace[], steps: number, nLayer: numb
   const rows = [];
   for (let i = 0; i < first; i++) rows.push(row(`before ${i} (${sig[i]})`, [i]));
   let layer = 0;
+  const middle = Math.max(nLayer - 2, 1), from = nLayer > 2 ? 1 : 0; // skip the first and last
   for (let j = 0; j < period; j++) {
-    const middle = Math.max(nLayer - 2, 1), from = nLayer > 2 ? 1 : 0;
     const idx = Array.from({ length: middle }, (_, l) => first + (l + from) * period + j);
     const r = row(`layer ${j} (${sig[first + j]})`, idx);
     layer += r.add;

@@ -25,6 +25,10 @@ static void (*g_trace_binders[16])(unsigned long long*) = {};
 static int g_trace_n = 0;
 
 cudaStream_t ts_stream() { return g_stream; }
+TsLocalSel& ts_local_sel() { return g_local_sel; }
+int ts_sm_count() { return g_sms; }
+int ts_launch_status() { return (int)cudaGetLastError(); }
+
 int ts_trace_register(void (*bind)(unsigned long long*)) {
   if (g_trace_n < 16) g_trace_binders[g_trace_n++] = bind;
   return g_trace_n;
@@ -40,9 +44,6 @@ TS_EXPORT int ts_trace_start(unsigned long long* words, int cap) {
   for (int i = 0; i < g_trace_n; i++) g_trace_binders[i](words);
   return (int)cudaStreamSynchronize(g_stream);
 }
-TsLocalSel& ts_local_sel() { return g_local_sel; }
-int ts_sm_count() { return g_sms; }
-int ts_launch_status() { return (int)cudaGetLastError(); }
 
 void* ts_scratch(int slot, size_t bytes) {
   if (g_scratch_bytes[slot] >= bytes) return g_scratch[slot];

@@ -30,6 +30,11 @@
  * `--trace` reports what each kernel adds to a decode step (bench/_cuda_trace.ts): block 0 of
  * every kernel records when its PDL wait returned.
  *
+ * After the host loop, the same decode greedy on the device (`decodeGreedy`: the argmax is
+ * picked and fed on the GPU, `--greedy-chunk` (16) steps per host round trip) on a fresh
+ * state, then again over the same positions with its graph captured ("captured"), checked to
+ * pick the same tokens as the host's argmax loop.
+ *
  * `--repeat N` runs prefill and decode N more times on fresh states and reports how far their
  * last logits are from the first run's (0: the same bits every run).
  *
@@ -50,7 +55,9 @@
 
 import type { ModelConfig } from "../core/config.ts";
 import { blockOf, DType, parseDType } from "../core/dtype.ts";
-import { forward, MAX_BATCH, RunState } from "../core/forward.ts";
+import { decodeGreedy, forward, MAX_BATCH, RunState } from "../core/forward.ts";
+import { GREEDY_CHUNK } from "../core/model.ts";
+import { argmax } from "../core/sampler.ts";
 import { lowRankPredictor, type Predictor } from "../core/predictor.ts";
 import type { Weight } from "../core/backend.ts";
 import type { DenseFFN, FFNUnit, Layer, SparseFFN, Weights } from "../core/weights.ts";
@@ -345,6 +352,52 @@ console.log(
   `host: ${hostMs.toFixed(2)} ms/token issuing ops, ${(readMs / nDecode).toFixed(2)} ms/token ` +
     `waiting in the logits read`,
 );
+// Greedy decoding on the device (decodeGreedy, as `generate` at temperature 0): the argmax
+// of each step's logits is picked and fed on the GPU, `--greedy-chunk` steps per host round
+// trip, on a fresh state after the same prefill. Then the first tokens again through the host
+// loop (forward, logits read, argmax) on another fresh state: they must be the same.
+const greedyChunk = Number(arg("--greedy-chunk", String(GREEDY_CHUNK)));
+let greedyTps = 0;
+{
+  const sg = new RunState(be, cfg, nPrompt + nDecode + 8);
+  prefill(sg, nPrompt);
+  const picked: number[] = [];
+  let tok = tokens[nPrompt];
+  const t0 = performance.now();
+  while (picked.length < nDecode) {
+    const n = Math.min(greedyChunk, nDecode - picked.length);
+    const out = decodeGreedy(w, cfg, sg, tok, n, run)!;
+    picked.push(...out);
+    tok = out[n - 1];
+  }
+  greedyTps = nDecode / ((performance.now() - t0) / 1000);
+  // once more on the same state, now that every graph is captured
+  const t1 = performance.now();
+  sg.pos -= nDecode;
+  for (let done = 0; done < nDecode;) {
+    const n = Math.min(greedyChunk, nDecode - done);
+    tok = decodeGreedy(w, cfg, sg, tok, n, run)![n - 1];
+    done += n;
+  }
+  const warmTps = nDecode / ((performance.now() - t1) / 1000);
+  const sh = new RunState(be, cfg, nPrompt + nDecode + 8);
+  prefill(sh, nPrompt);
+  const nCheck = Math.min(32, nDecode);
+  let same = 0;
+  tok = tokens[nPrompt];
+  for (let i = 0; i < nCheck; i++) {
+    tok = argmax(forward(w, cfg, sh, Int32Array.of(tok), false, run));
+    if (tok === picked[i]) same++;
+  }
+  console.log(
+    `greedy decode on the device: ${nDecode} tokens at ${greedyTps.toFixed(1)} tokens/s ` +
+      `(captured: ${warmTps.toFixed(1)}) ` +
+      `(${greedyChunk} per round trip; ${(greedyTps / decodeTps).toFixed(3)}× the host loop); ` +
+      `first ${nCheck} tokens as the host's argmax loop: ${
+        same === nCheck ? "yes" : `no (${same})`
+      }`,
+  );
+}
 if (breakdownOn) breakdown(be, cfg, w, st, predictor ? thresholds : null, rank);
 const fusedLogits = be.read(st.logits, 0, nVocab);
 if (traceOn) {
@@ -429,6 +482,8 @@ if (jsonPath) {
         prefillTps,
         nDecode,
         decodeTps,
+        greedyTps,
+        greedyChunk,
         plainTps,
         selectTps,
         hostMs,

@@ -175,8 +175,33 @@ export interface Backend {
    */
   step?(key: object, pos: number, tokens: Int32Array, record: () => void): void;
 
+  /**
+   * Optional greedy decoding without host round trips (with `step`): `r.n` decode steps, each
+   * one's token picked where its logits are and fed to the next (see GreedySteps). Returns
+   * the `n` picked tokens. The caller checks that the positions fit and the token is in the
+   * vocabulary.
+   */
+  stepGreedy?(r: GreedySteps): Int32Array;
+
   /** Release native resources. */
   close?(): void;
+}
+
+/**
+ * `n` greedy decode steps of the captured step `key` (as `Backend.step`) at positions `pos ..`:
+ * the first fed `token`, each later one the token the one before picked, the argmax of
+ * `logits[0 .. nVocab)` after the step's ops (lowest id on ties, as the sampler's `argmax`).
+ * `record(p, t)` issues the ops of the step at position p fed token t, under `step`'s rules
+ * for one key.
+ */
+export interface GreedySteps {
+  key: object;
+  pos: number;
+  token: number;
+  n: number;
+  logits: Buf;
+  nVocab: number;
+  record: (pos: number, token: number) => void;
 }
 
 /** A list of neuron ids owned by a backend (device memory on GPUs); opaque outside it. */

@@ -85,9 +85,7 @@ export function forward(
   allLogits = false,
   run: FFNRun = {},
 ): Float32Array {
-  const be = st.backend, n = tokens.length, pos0 = st.pos;
-  const { nEmbd, nHead, nKV, headDim, nVocab, eps } = cfg;
-  const kvDim = nKV * headDim;
+  const be = st.backend, n = tokens.length, pos0 = st.pos, nVocab = cfg.nVocab;
   if (n === 0 || n > MAX_BATCH) throw new Error(`forward takes 1..${MAX_BATCH} tokens, got ${n}`);
   if (pos0 + n > st.nCtx) throw new Error(`context full: ${pos0} + ${n} tokens > ${st.nCtx}`);
   for (const t of tokens) {
@@ -95,14 +93,78 @@ export function forward(
       throw new Error(`token id ${t} is outside the vocabulary (${nVocab})`);
     }
   }
-  const rope = { dim: cfg.ropeDim, base: cfg.ropeBase };
-  const attn: AttnParams = { nTok: n, pos0, nHead, nKV, headDim, scale: 1 / Math.sqrt(headDim) };
-
   run.stats?.addTokens(n);
   // One decode token of a model without host decisions (MoE routing, statistics) can be
   // captured once and replayed by the backend; anything else runs op by op.
   const replayable = be.step && n === 1 && cfg.nExpert === 0 && !run.stats;
   const first = allLogits ? 0 : n - 1, rows = n - first;
+  const body = passOps(w, cfg, st, tokens, pos0, first, run);
+  if (replayable) be.step!(stepKey(st, run), pos0, tokens, body);
+  else body();
+  st.pos += n;
+  return be.read(st.logits, 0, rows * nVocab);
+}
+
+/**
+ * Greedy decoding of `n` tokens after `token` (fed at position `st.pos`) with the backend's
+ * `stepGreedy`: the argmax of each step's logits, picked on the device and fed to the next
+ * step there, so the host waits once for all n (the sampler at temperature 0 picks the same
+ * tokens from `forward`'s logits). Returns the picked tokens, the last not fed yet, and
+ * advances `st.pos` by n; null, doing nothing, when the backend cannot (no `stepGreedy`,
+ * experts, statistics).
+ */
+export function decodeGreedy(
+  w: Weights,
+  cfg: ModelConfig,
+  st: RunState,
+  token: number,
+  n: number,
+  run: FFNRun = {},
+): Int32Array | null {
+  const be = st.backend;
+  if (!be.step || !be.stepGreedy || cfg.nExpert > 0 || run.stats) return null;
+  if (!Number.isInteger(n) || n < 1) throw new Error(`decodeGreedy: n must be >= 1, got ${n}`);
+  if (st.pos + n > st.nCtx) {
+    throw new Error(`context full: ${st.pos} + ${n} tokens > ${st.nCtx}`);
+  }
+  if (!Number.isInteger(token) || token < 0 || token >= cfg.nVocab) {
+    throw new Error(`token id ${token} is outside the vocabulary (${cfg.nVocab})`);
+  }
+  const ops = (pos: number, fed: number) => passOps(w, cfg, st, Int32Array.of(fed), pos, 0, run)();
+  const key = stepKey(st, run);
+  const out = be.stepGreedy({
+    key,
+    pos: st.pos,
+    token,
+    n,
+    logits: st.logits,
+    nVocab: cfg.nVocab,
+    record: ops,
+  });
+  st.pos += n;
+  return out;
+}
+
+/**
+ * The ops of one pass of `tokens` at positions `pos0 ..`, as a function that issues them:
+ * embed → per layer (attention; predictor and sparse FFN, or experts) → norm → the logits of
+ * rows `first ..` into `st.logits`.
+ */
+function passOps(
+  w: Weights,
+  cfg: ModelConfig,
+  st: RunState,
+  tokens: Int32Array,
+  pos0: number,
+  first: number,
+  run: FFNRun,
+): () => void {
+  const be = st.backend, n = tokens.length, rows = n - first;
+  const { nEmbd, nHead, nKV, headDim, eps } = cfg;
+  const kvDim = nKV * headDim;
+  const rope = { dim: cfg.ropeDim, base: cfg.ropeBase };
+  const attn: AttnParams = { nTok: n, pos0, nHead, nKV, headDim, scale: 1 / Math.sqrt(headDim) };
+
   const runLayer = (l: number) => {
     const layer = w.layers[l];
     // attention
@@ -123,7 +185,7 @@ export function forward(
     else ffnUnit(be, cfg, st, layer.ffn, st.x, st.xn, st.o, n, run);
     be.add(st.x, st.x, st.o, n * nEmbd);
   };
-  const body = () => {
+  return () => {
     be.embed(st.x, w.tokenEmbd, tokens);
     for (let l = 0; l < cfg.nLayer; l++) runLayer(l);
     // logits: only the rows asked for
@@ -131,10 +193,6 @@ export function forward(
     be.rmsnorm(st.xn, st.x, w.outputNorm, rows, eps);
     be.matmul(st.logits, w.output, st.xn, rows);
   };
-  if (replayable) be.step!(stepKey(st, run), pos0, tokens, body);
-  else body();
-  st.pos += n;
-  return be.read(st.logits, 0, rows * nVocab);
 }
 
 /** The capture key of `st`'s decode step under `run`'s predictor. */

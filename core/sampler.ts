@@ -80,6 +80,14 @@ export class Sampler {
     this.#rand = mulberry32(this.seed);
   }
 
+  /** True when `sample` is the argmax of the logits alone: greedy, no penalty in effect. */
+  get isArgmax(): boolean {
+    const o = this.options;
+    return o.temperature === 0 &&
+      (o.repeatLastN === 0 ||
+        (o.repeatPenalty === 1 && o.presencePenalty === 0 && o.frequencyPenalty === 0));
+  }
+
   /**
    * The next token id for `logits` (`[n_vocab]`), given the tokens so far (`history`, oldest
    * first, used by the penalties).

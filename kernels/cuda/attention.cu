@@ -185,6 +185,7 @@ struct RopeIn {
   const float* v;  // [n_kv, head_dim] this token's v
   int dim;         // dims rotated (pairs 2i, 2i+1 for 2i < dim)
   double base;
+  const double2* table;  // [n_ctx, dim / 2] {sin, cos} of rope_angle (rope_table), or null
 };
 
 // CL: the splits of a KV head are one thread-block cluster and merge there; else they go to
@@ -202,7 +203,13 @@ attn_decode_kernel(float* out, float* part, const float* q, float* k, float* v, 
     for (int e = 0; e < NP; e++) {
       const int i = ((threadIdx.x & 31) * VEC) / 2 + e;
       rc[e] = 1.0, rs[e] = 0.0;
-      if (2 * i < rope.dim) rope_angle(p, i, rope.dim, rope.base, rs[e], rc[e]);
+      if (2 * i >= rope.dim) continue;
+      if (rope.table) {  // the same values, looked up (the math costs ~2 µs per launch)
+        const double2 a = rope.table[(size_t)p * (rope.dim / 2) + i];
+        rs[e] = a.x, rc[e] = a.y;
+      } else {
+        rope_angle(p, i, rope.dim, rope.base, rs[e], rc[e]);
+      }
     }
   }
   // Rotate this lane's pairs of dims (those below rope.dim), as ops.cu's rope does.
@@ -383,6 +390,60 @@ static void launch_decode(dim3 grid, bool cluster, int head_dim, float* out, flo
   else launch_decode_vec<G, 8>(grid, cluster, out, part, q, k, v, pos0, n_kv, scale, chunk, dpos, r);
 }
 
+// Rope angles of positions 0 .. n-1 for (dim, base), as rope_angle computes them: [n][dim / 2]
+// of {sin, cos}. The decode attention looks its position's row up instead of computing it.
+__global__ void rope_table_kernel(double2* t, int n, int dim, double base) {
+  pdl_start();
+  const int half = dim / 2;
+  for (size_t j = blockIdx.x * (size_t)blockDim.x + threadIdx.x; j < (size_t)n * half;
+       j += (size_t)gridDim.x * blockDim.x) {
+    double s, c;
+    rope_angle((int)(j / half), (int)(j % half), dim, base, s, c);
+    t[j] = make_double2(s, c);
+  }
+}
+
+// The table of (dim, base) with at least n rows, made or grown (and filled on the stream) on
+// first need; null while a graph is being captured and it is not there yet (the first,
+// uncaptured run of a step makes it), or when memory runs out: the kernel then computes the
+// angles. Growing moves it, so graphs captured before are captured again (scratch epoch).
+static const double2* rope_table(int dim, double base, int n) {
+  struct Table {
+    int dim, n;
+    double base;
+    double2* t;
+  };
+  static Table tables[4] = {};
+  static int next = 0;  // slot to reuse when all four are taken
+  Table* e = nullptr;
+  for (Table& x : tables) {
+    if (x.t && x.dim == dim && x.base == base) e = &x;
+  }
+  if (e && e->n >= n) return e->t;
+  cudaStreamCaptureStatus cs;
+  if (cudaStreamIsCapturing(ts_stream(), &cs) != cudaSuccess || cs != cudaStreamCaptureStatusNone) {
+    return nullptr;
+  }
+  if (!e) {
+    for (Table& x : tables) {
+      if (!x.t && !e) e = &x;
+    }
+    if (!e) e = &tables[next], next = (next + 1) % 4;
+  }
+  const int rows = n < 1024 ? 1024 : n;
+  cudaStreamSynchronize(ts_stream());  // queued kernels may still read the old table
+  if (e->t) cudaFree(e->t);
+  *e = {dim, rows, base, nullptr};
+  if (cudaMalloc(&e->t, (size_t)rows * (dim / 2) * sizeof(double2)) != cudaSuccess) {
+    cudaGetLastError();
+    e->t = nullptr;
+    return nullptr;
+  }
+  ts_scratch_moved();
+  ts_launch(rope_table_kernel, 264, 256, e->t, rows, dim, base);
+  return e->t;
+}
+
 // Decode splits of a KV head merged inside a thread-block cluster when there are at most this
 // many (2–16; default 8); 0: always the attn_merge launch (ts_attention_config, bench, tests).
 static int g_attn_cluster = 8;
@@ -405,12 +466,13 @@ TS_EXPORT int ts_attention_f32(float* out, const float* q, float* k, float* v, i
                                int n_ctx, const float* k_new, const float* v_new, int rope_dim,
                                double rope_base) {
   if (head_dim > 32 * MAX_DPL || (k_new && !v_new)) return (int)cudaErrorInvalidValue;
-  const RopeIn rope{k_new, v_new, rope_dim, rope_base};
+  RopeIn rope{k_new, v_new, rope_dim, rope_base, nullptr};
   const int group = n_head / n_kv;
   const bool decode = n_tok == 1 && n_head % n_kv == 0 &&
                       (group == 1 || group == 2 || group == 4 || group == 8) &&
                       (head_dim == 32 || head_dim == 64 || head_dim == 128 || head_dim == 256);
   if (rope.k && !(decode && dpos && head_dim >= 64)) return -1;  // nothing launched
+  if (rope.k && rope_dim >= 2 && rope_dim % 2 == 0) rope.table = rope_table(rope_dim, rope_base, n_ctx);
   // Splits: about two blocks per multiprocessor; decode blocks are (KV head, split), at least
   // 32 positions each; others (head, token, split), at least 64 positions each.
   const int n_pos = dpos ? n_ctx : pos0 + n_tok, blocks = decode ? n_kv : n_head * n_tok;

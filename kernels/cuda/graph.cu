@@ -25,6 +25,81 @@ TS_EXPORT int ts_step_set(int pos, int token) {
                               ts_stream());
 }
 
+// Greedy decoding on the device: the last op of each captured step picks the argmax of the
+// step's logits, feeds it to the next step ({pos, token} above: pos + 1 and the token) and
+// appends it to g_greedy, so steps replay back to back and the host reads their tokens once.
+constexpr int GREEDY_MAX = 4096;
+static int* g_greedy = nullptr;  // [count, token 0 .. GREEDY_MAX - 1]
+
+// Index of the largest logit, the lowest index on ties, as core/sampler.ts argmax. Logits
+// with a NaN (the host sampler refuses them) record -1 for the host to report, and feed
+// token 0 to the next step so that it reads nothing out of bounds.
+__global__ void __launch_bounds__(1024) argmax_step_kernel(int* step, int* greedy,
+                                                           const float* logits, int n) {
+  pdl_start();
+  __shared__ float wv[32];
+  __shared__ int wi[32], wn[32];
+  float bv = -INFINITY;
+  int bi = INT_MAX, nan = 0;
+#pragma unroll 8
+  for (int i = threadIdx.x; i < n; i += blockDim.x) {
+    const float v = logits[i];
+    nan |= v != v;
+    if (v > bv || (v == bv && i < bi)) bv = v, bi = i;
+  }
+  auto better = [](float v, int i, float bv, int bi) { return v > bv || (v == bv && i < bi); };
+#pragma unroll
+  for (int o = 16; o > 0; o >>= 1) {
+    const float v = __shfl_xor_sync(0xffffffffu, bv, o);
+    const int i = __shfl_xor_sync(0xffffffffu, bi, o);
+    if (better(v, i, bv, bi)) bv = v, bi = i;
+  }
+  nan = __any_sync(0xffffffffu, nan);
+  const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
+  if (lane == 0) wv[warp] = bv, wi[warp] = bi, wn[warp] = nan;
+  __syncthreads();
+  if (threadIdx.x == 0) {
+    for (int w = 1; w < (int)(blockDim.x >> 5); w++) {
+      if (better(wv[w], wi[w], bv, bi)) bv = wv[w], bi = wi[w];
+      nan |= wn[w];
+    }
+    step[0] += 1, step[1] = nan ? 0 : bi;
+    const int c = greedy[0];
+    if (c < GREEDY_MAX) greedy[1 + c] = nan ? -1 : bi;
+    greedy[0] = c + 1;
+  }
+}
+
+// Start a run of greedy steps: no tokens picked yet (queued on the stream).
+TS_EXPORT int ts_greedy_begin() {
+  if (!g_greedy && cudaMalloc(&g_greedy, (1 + GREEDY_MAX) * sizeof(int)) != cudaSuccess) {
+    g_greedy = nullptr;
+    return (int)cudaErrorMemoryAllocation;
+  }
+  return (int)cudaMemsetAsync(g_greedy, 0, sizeof(int), ts_stream());
+}
+
+// Queue the argmax of logits[0 .. n) as the step's next token (see g_greedy); after
+// ts_greedy_begin.
+TS_EXPORT int ts_step_argmax(const float* logits, int n) {
+  if (!g_greedy || !ts_step_ptr() || n < 1) return (int)cudaErrorInvalidValue;
+  ts_launch(argmax_step_kernel, 1, 1024, g_step, g_greedy, logits, n);
+  return ts_launch_status();
+}
+
+// Wait for the queued steps, then copy the first n tokens picked since ts_greedy_begin into
+// out; cudaErrorInvalidValue when fewer were picked.
+TS_EXPORT int ts_greedy_read(int* out, int n) {
+  if (!g_greedy || n < 0 || n > GREEDY_MAX) return (int)cudaErrorInvalidValue;
+  int count = 0;
+  cudaError_t e = cudaMemcpyAsync(&count, g_greedy, sizeof(int), cudaMemcpyDeviceToHost, ts_stream());
+  if (e == cudaSuccess) e = cudaStreamSynchronize(ts_stream());
+  if (e != cudaSuccess) return (int)e;
+  if (count < n) return (int)cudaErrorInvalidValue;
+  e = cudaMemcpy(out, g_greedy + 1, (size_t)n * sizeof(int), cudaMemcpyDeviceToHost);
+  return (int)e;
+}
+
 TS_EXPORT int ts_graph_begin() {
   return (int)cudaStreamBeginCapture(ts_stream(), cudaStreamCaptureModeThreadLocal);
 }

@@ -255,7 +255,7 @@ static int matvec_batch(MvBatch b, const float* x, int cols, int n_tok) {
 
 int ts_matvec_prefetch() { return g_prefetch; }
 
-// Bench only: set the launch shape (see g_grid); 0, 0, 2 is the default.
+// Bench only: set the launch shape (see g_grid); 0, 0, 6 is the default.
 TS_EXPORT int ts_matvec_config(int grid, int wpr, int prefetch) {
   g_grid = grid, g_wpr = wpr, g_prefetch = prefetch;
   return 0;

@@ -60,6 +60,8 @@ void* ts_scratch(int slot, size_t bytes) {
   return g_scratch[slot];
 }
 
+void ts_scratch_moved() { g_scratch_epoch++; }
+
 // Changes whenever a scratch area moved: graphs captured before then hold stale addresses.
 TS_EXPORT int ts_scratch_epoch() { return g_scratch_epoch; }
 

@@ -306,14 +306,22 @@ sum_splits_kernel(float* out, const float* part, int cols, int n_split, float* r
   if (res_out) res_out[j] = a + s;
 }
 
-constexpr int DC_WARPS = 16, DC_COLS = 32, DC_LOADS = 12, DC_SLOTS = DC_WARPS * 8;
+constexpr int DC_WARPS = 16, DC_COLS = 32, DC_SLOTS = DC_WARPS * 8;
+// Rows in flight per lane: 8 for F16/BF16 (82 registers: the next layer's Q/K/V blocks fit
+// beside a down block and load their first rows during it; with 12, 122 registers filled the
+// multiprocessor and Q/K/V added 2.8 µs more per layer, H200, BENCHMARKS.md), else 12.
+template <int T>
+constexpr int dc_loads() {
+  return T == TS_F16 || T == TS_BF16 ? 8 : 12;
+}
+
 
 // One launch, no partial sums: block x owns 32 output columns and every listed row. Four
 // lanes read a row's 64 bytes (F16) of those columns, so a warp covers 8 rows and the block
-// DC_SLOTS; each lane keeps DC_LOADS rows in flight. The count, act and ids are loaded
+// DC_SLOTS; each lane keeps DC_LOADS (dc_loads) rows in flight. The count, act and ids are loaded
 // together (their addresses do not depend on the count). Lanes of one column group add in a
 // fixed butterfly, the warps in order in shared memory: the same bits on every run.
-template <int T>
+template <int T, int DC_LOADS = dc_loads<T>()>
 __global__ void __launch_bounds__(DC_WARPS * 32)
 down_cols_kernel(float* out, const uint8_t* down_t, const float* act, const int* idx, int cols,
                  size_t row_bytes, int capacity, float* res_out, const float* res_a) {

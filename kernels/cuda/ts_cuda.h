@@ -10,8 +10,10 @@
 #include <cuda_runtime.h>
 #include <stdint.h>
 
+#include <climits>
+
 // Bump on any change of an exported signature; plugins/cuda/_ffi.ts checks it at load.
-#define TS_CUDA_ABI_VERSION 9
+#define TS_CUDA_ABI_VERSION 10
 
 #define TS_EXPORT extern "C" __attribute__((visibility("default")))
 
@@ -28,6 +30,9 @@ int ts_sm_count();
 #define TS_SCRATCH_SLOTS 7
 // A device scratch area of at least `bytes`, grown on demand (one per slot, not shared).
 void* ts_scratch(int slot, size_t bytes);
+// Something graphs may hold the address of moved or changed: bumps the scratch epoch, so
+// plugins/cuda captures its graphs again.
+void ts_scratch_moved();
 // 0 when the last launch was accepted, else the cudaError_t value.
 int ts_launch_status();
 

@@ -7,7 +7,7 @@
  */
 
 /** Must equal TS_CUDA_ABI_VERSION in kernels/cuda/ts_cuda.h. */
-export const ABI_VERSION = 9;
+export const ABI_VERSION = 10;
 
 const MATMUL = {
   parameters: ["pointer", "pointer", "pointer", "i32", "i32", "i32"],
@@ -236,6 +236,11 @@ export const SYMBOLS = {
   ts_graph_end: { parameters: ["buffer"], result: "i32" },
   ts_graph_launch: { parameters: ["pointer"], result: "i32" },
   ts_graph_free: { parameters: ["pointer"], result: "i32" },
+  // Greedy steps on the device: begin a run; the argmax of (logits, n) as the step's next
+  // token; wait and copy the first n tokens picked (out: Int32Array).
+  ts_greedy_begin: { parameters: [], result: "i32" },
+  ts_step_argmax: { parameters: ["pointer", "i32"], result: "i32" },
+  ts_greedy_read: { parameters: ["buffer", "i32"], result: "i32" },
   // Bench only: ms per replay (median of reps); matvec launch shape (grid, wpr, prefetch).
   ts_graph_time: { parameters: ["pointer", "i32"], result: "f64" },
   ts_matvec_config: { parameters: ["i32", "i32", "i32"], result: "i32" },

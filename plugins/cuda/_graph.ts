@@ -21,6 +21,8 @@ export class StepGraphs {
   /** Captured decode steps by key, and every graph for close(). */
   readonly #graphs = new WeakMap<object, Graph>();
   readonly #execs = new Set<Deno.PointerObject>();
+  /** The key of each step's greedy variant (the step plus its argmax), by the step's key. */
+  readonly #greedyKeys = new WeakMap<object, object>();
   /** True while a capture records: a read back would break it. */
   capturing = false;
 
@@ -58,6 +60,56 @@ export class StepGraphs {
       q.dyn = null;
     }
     this.#c.check("step", s.ts_graph_launch(g.exec!));
+  }
+
+  /**
+   * Backend.stepGreedy: `n` decode steps of `key` from pos, fed `token` first; `argmax`
+   * queues the device argmax that ends each step (kernels/cuda/graph.cu). Until the step's
+   * graph exists, steps go through step() (op by op, then captured), each fed the token read
+   * back from the one before; then the graph replays back to back, the device carrying pos
+   * and token from step to step. One read at the end returns the n tokens picked.
+   */
+  greedy(
+    key: object,
+    pos: number,
+    token: number,
+    n: number,
+    argmax: () => void,
+    record: (pos: number, token: number) => void,
+  ): Int32Array {
+    const { lib, q, check } = this.#c;
+    const s = lib.symbols;
+    q.flush();
+    check("stepGreedy", s.ts_greedy_begin());
+    let gkey = this.#greedyKeys.get(key);
+    if (!gkey) this.#greedyKeys.set(key, gkey = {});
+    const full = (p: number, t: number) => {
+      record(p, t);
+      q.flush();
+      argmax();
+    };
+    const out = new Int32Array(n);
+    let i = 0;
+    for (; i < n; i++) {
+      const g = this.#graphs.get(gkey);
+      if (g?.exec && g.epoch === s.ts_scratch_epoch()) break;
+      const fed = i === 0 ? token : this.#readTokens(out, i)[i - 1];
+      this.step(gkey, pos + i, Int32Array.of(fed), () => full(pos + i, fed));
+    }
+    if (i < n) {
+      // replays: the device holds the position and token the last step left (or these)
+      if (i === 0) check("stepGreedy", s.ts_step_set(pos, token));
+      const exec = this.#graphs.get(gkey)!.exec!;
+      for (; i < n; i++) check("stepGreedy", s.ts_graph_launch(exec));
+    }
+    return this.#readTokens(out, n);
+  }
+
+  #readTokens(out: Int32Array, n: number): Int32Array {
+    this.#c.check("stepGreedy", this.#c.lib.symbols.ts_greedy_read(out, n));
+    const bad = out.subarray(0, n).indexOf(-1);
+    if (bad >= 0) throw new Error(`cuda stepGreedy: the logits of step ${bad} contain NaN`);
+    return out;
   }
 
   /**

@@ -23,6 +23,7 @@ import type {
   Backend,
   Buf,
   Glu,
+  GreedySteps,
   IndexBuf,
   RopeParams,
   Unary,
@@ -342,6 +343,30 @@ export class CudaBackend implements Backend {
    */
   step(key: object, pos: number, tokens: Int32Array, record: () => void): void {
     this.#graphs.step(key, pos, tokens, record);
+  }
+
+  /**
+   * Greedy decoding on the device: `n` steps (at most 4096) of `key` from `pos`, fed `token`
+   * first. Each step ends with the argmax of `logits[0 .. nVocab)` picked on the device and
+   * fed to the next step there, so the captured steps replay back to back and the host waits
+   * once, for all `n` tokens.
+   */
+  stepGreedy(r: GreedySteps): Int32Array {
+    const { key, pos, token, n, logits, nVocab, record } = r;
+    const l = this.#a.buf("stepGreedy", "logits", logits);
+    this.#a.count("stepGreedy", "nVocab", nVocab);
+    this.#a.fits("stepGreedy", "logits", l, nVocab);
+    if (!Number.isInteger(n) || n < 1 || n > 4096) {
+      throw new Error(`cuda stepGreedy: n must be an integer in 1..4096, got ${n}`);
+    }
+    return this.#graphs.greedy(
+      key,
+      pos,
+      token,
+      n,
+      () => this.#check("stepGreedy", this.#lib.symbols.ts_step_argmax(l.ptr, nVocab)),
+      record,
+    );
   }
 
   /**

@@ -1,11 +1,17 @@
 import assert from "node:assert/strict";
 import { parseGGUF } from "../../core/gguf.ts";
+import type { Backend, GreedySteps } from "../../core/backend.ts";
 import { MAX_BATCH } from "../../core/forward.ts";
 import { Model } from "../../core/model.ts";
+import { argmax } from "../../core/sampler.ts";
 import { ReferenceBackend } from "../../plugins/reference/mod.ts";
 import { synthBytes } from "../../tools/synth.ts";
 
-function tinyModel(contextLength = 128, arch: "llama" | "bamboo" = "llama"): Model {
+function tinyModel(
+  contextLength = 128,
+  arch: "llama" | "bamboo" = "llama",
+  backend: Backend = new ReferenceBackend(),
+): Model {
   const bytes = synthBytes({
     arch,
     nEmbd: 64,
@@ -18,7 +24,7 @@ function tinyModel(contextLength = 128, arch: "llama" | "bamboo" = "llama"): Mod
     dtype: 0,
     seed: 3,
   });
-  return new Model(parseGGUF(bytes, "tiny.gguf"), new ReferenceBackend(), "tiny.gguf", {
+  return new Model(parseGGUF(bytes, "tiny.gguf"), backend, "tiny.gguf", {
     contextLength,
   });
 } // deno-fmt-ignore
@@ -92,4 +98,77 @@ Deno.test("Model.generate() stops when its signal is aborted", async () => {
   for await (const _ of gen) if (++pieces === 2) ctl.abort();
   assert.equal(gen.stats?.stopReason, "abort");
   assert.ok(gen.stats!.generatedTokens < 50);
+});
+
+/**
+ * The reference backend with `step` and a host-side `stepGreedy` (each step's ops, then the
+ * argmax of its logits), counting the steps it was asked for; `override` replaces picked
+ * tokens by step index (counted over every call), to force an end-of-generation token.
+ */
+class GreedyHost extends ReferenceBackend {
+  steps = 0;
+  calls: number[] = [];
+  constructor(readonly override = new Map<number, number>()) {
+    super();
+  }
+  step(_key: object, _pos: number, _tokens: Int32Array, record: () => void): void {
+    record();
+  }
+  stepGreedy({ pos, token, n, logits, nVocab, record }: GreedySteps): Int32Array {
+    this.calls.push(n);
+    const out = new Int32Array(n);
+    for (let i = 0; i < n; i++) {
+      record(pos + i, i === 0 ? token : out[i - 1]);
+      out[i] = this.override.get(this.steps++) ?? argmax(this.read(logits, 0, nVocab));
+    }
+    return out;
+  }
+}
+
+async function run(model: Model, prompt: string, opts = {}) {
+  const gen = model.generate(prompt, opts);
+  let out = "";
+  for await (const piece of gen) out += piece;
+  return { out, stats: gen.stats! };
+}
+
+Deno.test("Model.generate() at temperature 0 lets a backend pick the tokens: the same text", async () => {
+  const host = new GreedyHost();
+  const opts = { maxTokens: 40, temperature: 0 };
+  const want = await run(tinyModel(), "hello world", opts);
+  const got = await run(tinyModel(128, "llama", host), "hello world", opts);
+  assert.equal(got.out, want.out);
+  assert.equal(got.stats.generatedTokens, want.stats.generatedTokens);
+  assert.equal(got.stats.stopReason, want.stats.stopReason);
+  // the first token comes from the prompt's logits; then chunks of at most 16
+  assert.ok(host.calls.length >= 3 && host.calls.every((n) => n >= 1 && n <= 16), `${host.calls}`);
+  // a repeat penalty needs the host's sampler: no device steps
+  const penalised = new GreedyHost();
+  const p = { ...opts, repeatPenalty: 1.3 };
+  const pw = await run(tinyModel(), "hello world", p);
+  assert.equal((await run(tinyModel(128, "llama", penalised), "hello world", p)).out, pw.out);
+  assert.deepEqual(penalised.calls, []);
+});
+
+Deno.test("Model.generate() with device greedy steps stops at the context, and at an end token", async () => {
+  // context: the chunks never run past it, and the generation ends there
+  const short = new GreedyHost();
+  const prompt = "hello world";
+  const nPrompt = tinyModel().tokenizer.encode(prompt).length;
+  const ctx = nPrompt + 20;
+  const opts = { maxTokens: 100, temperature: 0 };
+  const want = await run(tinyModel(ctx), prompt, opts);
+  const got = await run(tinyModel(ctx, "llama", short), prompt, opts);
+  assert.equal(got.stats.stopReason, "context");
+  assert.equal(got.stats.stopReason, want.stats.stopReason);
+  assert.equal(got.out, want.out);
+  assert.equal(short.calls.reduce((a, b) => a + b, 0), ctx - nPrompt);
+  // an end-of-generation token picked in the middle of a chunk ends the generation there
+  const model = tinyModel();
+  let eog = 0;
+  while (!model.tokenizer.isEog(eog)) eog++;
+  const ends = new GreedyHost(new Map([[5, eog]]));
+  const r = await run(tinyModel(128, "llama", ends), prompt, opts);
+  assert.equal(r.stats.stopReason, "eos");
+  assert.equal(r.stats.generatedTokens, 6); // the prompt's token, then device steps 0..4
 });

@@ -6,10 +6,12 @@
  * cuda_sparse_test.ts.
  */
 
+import assert from "node:assert/strict";
 import type { Backend } from "../../core/backend.ts";
 import type { ModelConfig } from "../../core/config.ts";
 import { DType, dtypeName } from "../../core/dtype.ts";
-import { forward, RunState } from "../../core/forward.ts";
+import { decodeGreedy, forward, RunState } from "../../core/forward.ts";
+import { argmax } from "../../core/sampler.ts";
 import type { Layer, Weights } from "../../core/weights.ts";
 import { ABI_VERSION, SYMBOLS } from "../../plugins/cuda/_ffi.ts";
 import { buildLibrary, findNvcc } from "../../plugins/cuda/_build.ts";
@@ -375,3 +377,40 @@ gpuTest(
     inside.forEach((l, t) => near(`decode step ${t}`, l, apart[t], 1e-6));
   },
 );
+
+gpuTest("cuda greedy decoding on the device picks the host argmax loop's tokens", (b) => {
+  const w = tinyModel(b, TINY);
+  const prompt = Int32Array.from({ length: 5 }, (_, i) => (i * 41 + 7) % TINY.nVocab);
+  const start = (prompt[4] * 3) % TINY.nVocab;
+  // host: forward, read the logits, argmax
+  const sh = new RunState(b, TINY, TINY.nCtx);
+  forward(w, TINY, sh, prompt);
+  const want: number[] = [];
+  for (let i = 0, tok = start; i < 37; i++) {
+    tok = argmax(forward(w, TINY, sh, Int32Array.of(tok)));
+    want.push(tok);
+  }
+  // device: chunks of 3 (op by op, captured, replayed), then 9, 17 and 8 (replays), each
+  // fed the last pick
+  const sg = new RunState(b, TINY, TINY.nCtx);
+  forward(w, TINY, sg, prompt);
+  const got: number[] = [];
+  for (const n of [3, 9, 17, 8]) {
+    const out = decodeGreedy(w, TINY, sg, got.length ? got[got.length - 1] : start, n);
+    assert.ok(out, "the CUDA backend decodes greedy on the device");
+    got.push(...out);
+  }
+  assert.deepEqual(got, want);
+  assert.equal(sg.pos, prompt.length + 37);
+  assert.throws(
+    () => decodeGreedy(w, TINY, sg, 0, TINY.nCtx),
+    /context full/,
+  );
+  // NaN logits: the host sampler refuses them, so does the device's pick
+  const vals = normals(TINY.nVocab * TINY.nEmbd, 99, 0.02);
+  vals.fill(NaN, 7 * TINY.nEmbd, 8 * TINY.nEmbd);
+  const bad = { ...w, output: weightOf(b, DType.F16, [TINY.nVocab, TINY.nEmbd], vals) };
+  const sn = new RunState(b, TINY, TINY.nCtx);
+  forward(w, TINY, sn, prompt);
+  assert.throws(() => decodeGreedy(bad, TINY, sn, start, 4), /contain NaN/);
+});

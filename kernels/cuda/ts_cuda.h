@@ -374,12 +374,13 @@ __device__ __forceinline__ unsigned long long globaltimer() {
 // Programmatic dependent launch: every kernel of the library starts with pdl_start(), which
 // lets the next kernel on the stream launch now (its blocks wait in their own pdl_start until
 // this grid has finished and its writes are visible), hiding the launch gap between kernels.
-__device__ __forceinline__ void pdl_start() {
+// With trigger false the kernel lets it in later itself (pdl_trigger); results are the same.
+__device__ __forceinline__ void pdl_start(bool trigger = true) {
   const bool lead = (blockIdx.x | blockIdx.y | blockIdx.z | threadIdx.x | threadIdx.y) == 0;
   unsigned long long* tw = lead ? ts_trace_words : nullptr;
   const unsigned long long t0 = tw ? globaltimer() : 0;
   asm volatile("griddepcontrol.wait;" ::: "memory");
-  asm volatile("griddepcontrol.launch_dependents;" ::: "memory");
+  if (trigger) asm volatile("griddepcontrol.launch_dependents;" ::: "memory");
   if (tw) {
     const unsigned long long t1 = globaltimer(), i = atomicAdd(tw, 1ull);
     if (i < tw[1]) {
@@ -387,6 +388,12 @@ __device__ __forceinline__ void pdl_start() {
       tw[4 + 3 * i] = gridDim.x * gridDim.y | (unsigned long long)(blockDim.x * blockDim.y) << 32;
     }
   }
+}
+
+// For a kernel that started with pdl_start(false): let the next kernel launch now (after this
+// block's own loads, so that the next kernel's early loads do not queue in front of them).
+__device__ __forceinline__ void pdl_trigger() {
+  asm volatile("griddepcontrol.launch_dependents;" ::: "memory");
 }
 
 // Launch `kernel` on the library's stream with programmatic dependent launch allowed, in

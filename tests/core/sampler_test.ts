@@ -39,6 +39,16 @@ Deno.test("sample() at temperature 0 is argmax with the lowest id on ties", () =
   assert.equal(s.sample(big, []), argmax(big));
 });
 
+Deno.test("isArgmax is true only when sample() is the argmax of the logits alone", () => {
+  assert.equal(new Sampler({ temperature: 0 }).isArgmax, true);
+  assert.equal(new Sampler({ temperature: 0.5 }).isArgmax, false);
+  assert.equal(new Sampler({ temperature: 0, repeatPenalty: 1.1 }).isArgmax, false);
+  assert.equal(new Sampler({ temperature: 0, presencePenalty: 0.5 }).isArgmax, false);
+  assert.equal(new Sampler({ temperature: 0, frequencyPenalty: -0.5 }).isArgmax, false);
+  // penalties that look at no tokens change nothing
+  assert.equal(new Sampler({ temperature: 0, repeatPenalty: 1.1, repeatLastN: 0 }).isArgmax, true);
+});
+
 Deno.test("sample() gives the same tokens for the same seed, others for another seed", () => {
   const logits = randomLogits(500, 1);
   const draw = (seed: number) => {

@@ -216,7 +216,7 @@ export class Generation implements AsyncIterable<string> {
     let generated = 0, stopReason: StopReason = "length";
     // Greedy without penalties: the backend may pick the tokens itself, GREEDY_CHUNK steps
     // per host round trip (Model.decodeGreedy); the same tokens as the sampler's argmax.
-    const onDevice = sampler.isArgmax && !recorder;
+    let onDevice = sampler.isArgmax && !recorder;
     let next = sampler.sample(logits, history);
     let ahead: number[] = []; // tokens the device picked and the loop has not taken yet
     while (generated < maxTokens) {
@@ -239,7 +239,9 @@ export class Generation implements AsyncIterable<string> {
       }
       if (ahead.length === 0 && onDevice) {
         const n = Math.min(GREEDY_CHUNK, maxTokens - generated, state.nCtx - state.pos);
-        ahead = model.decodeGreedy(state, next, n) ?? [];
+        const picked = model.decodeGreedy(state, next, n);
+        if (picked) ahead = picked;
+        else onDevice = false; // the backend cannot: the host samples from here on
       }
       if (ahead.length > 0) {
         next = ahead.shift()!;

@@ -55,14 +55,14 @@
 
 import type { ModelConfig } from "../core/config.ts";
 import { blockOf, DType, parseDType } from "../core/dtype.ts";
-import { decodeGreedy, forward, MAX_BATCH, RunState } from "../core/forward.ts";
+import { forward, MAX_BATCH, RunState } from "../core/forward.ts";
 import { GREEDY_CHUNK } from "../core/model.ts";
-import { argmax } from "../core/sampler.ts";
 import { lowRankPredictor, type Predictor } from "../core/predictor.ts";
 import type { Weight } from "../core/backend.ts";
 import type { DenseFFN, FFNUnit, Layer, SparseFFN, Weights } from "../core/weights.ts";
 import { type CudaBackend, type CudaWeight, plugin } from "../plugins/cuda/mod.ts";
 import { breakdown } from "./_cuda_breakdown.ts";
+import { greedyDecode } from "./_cuda_greedy.ts";
 import { reportTrace } from "./_cuda_trace.ts";
 
 const arg = (name: string, dflt: string) => {
@@ -352,52 +352,15 @@ console.log(
   `host: ${hostMs.toFixed(2)} ms/token issuing ops, ${(readMs / nDecode).toFixed(2)} ms/token ` +
     `waiting in the logits read`,
 );
-// Greedy decoding on the device (decodeGreedy, as `generate` at temperature 0): the argmax
-// of each step's logits is picked and fed on the GPU, `--greedy-chunk` steps per host round
-// trip, on a fresh state after the same prefill. Then the first tokens again through the host
-// loop (forward, logits read, argmax) on another fresh state: they must be the same.
 const greedyChunk = Number(arg("--greedy-chunk", String(GREEDY_CHUNK)));
-let greedyTps = 0;
-{
-  const sg = new RunState(be, cfg, nPrompt + nDecode + 8);
-  prefill(sg, nPrompt);
-  const picked: number[] = [];
-  let tok = tokens[nPrompt];
-  const t0 = performance.now();
-  while (picked.length < nDecode) {
-    const n = Math.min(greedyChunk, nDecode - picked.length);
-    const out = decodeGreedy(w, cfg, sg, tok, n, run)!;
-    picked.push(...out);
-    tok = out[n - 1];
-  }
-  greedyTps = nDecode / ((performance.now() - t0) / 1000);
-  // once more on the same state, now that every graph is captured
-  const t1 = performance.now();
-  sg.pos -= nDecode;
-  for (let done = 0; done < nDecode;) {
-    const n = Math.min(greedyChunk, nDecode - done);
-    tok = decodeGreedy(w, cfg, sg, tok, n, run)![n - 1];
-    done += n;
-  }
-  const warmTps = nDecode / ((performance.now() - t1) / 1000);
-  const sh = new RunState(be, cfg, nPrompt + nDecode + 8);
-  prefill(sh, nPrompt);
-  const nCheck = Math.min(32, nDecode);
-  let same = 0;
-  tok = tokens[nPrompt];
-  for (let i = 0; i < nCheck; i++) {
-    tok = argmax(forward(w, cfg, sh, Int32Array.of(tok), false, run));
-    if (tok === picked[i]) same++;
-  }
-  console.log(
-    `greedy decode on the device: ${nDecode} tokens at ${greedyTps.toFixed(1)} tokens/s ` +
-      `(captured: ${warmTps.toFixed(1)}) ` +
-      `(${greedyChunk} per round trip; ${(greedyTps / decodeTps).toFixed(3)}× the host loop); ` +
-      `first ${nCheck} tokens as the host's argmax loop: ${
-        same === nCheck ? "yes" : `no (${same})`
-      }`,
-  );
-}
+const greedyTps = greedyDecode(
+  { w, cfg, run, tokens, nPrompt, nDecode, chunk: greedyChunk, decodeTps },
+  (n) => {
+    const st = new RunState(be, cfg, nPrompt + nDecode + 8);
+    prefill(st, n);
+    return st;
+  },
+);
 if (breakdownOn) breakdown(be, cfg, w, st, predictor ? thresholds : null, rank);
 const fusedLogits = be.read(st.logits, 0, nVocab);
 if (traceOn) {

@@ -408,45 +408,27 @@ __global__ void rope_table_kernel(double2* t, int n, int dim, double base) {
   }
 }
 
-// The table of (dim, base) with at least n rows, made or grown (and filled on the stream) on
-// first need; null while a graph is being captured and it is not there yet (the first,
-// uncaptured run of a step makes it), or when memory runs out: the kernel then computes the
-// angles. Growing moves it, so graphs captured before are captured again (scratch epoch).
+// The table of (dim, base) with at least n rows (scratch slot 7), filled on the stream when
+// first needed or when the rope or the context changes; null while a graph is being captured
+// and it is not there yet (the first, uncaptured run of a step makes it), or when memory runs
+// out: the kernel then computes the angles. A refill bumps the scratch epoch (ts_scratch does
+// when the area moves), so graphs captured before are captured again.
 static const double2* rope_table(int dim, double base, int n) {
-  struct Table {
-    int dim, n;
-    double base;
-    double2* t;
-  };
-  static Table tables[4] = {};
-  static int next = 0;  // slot to reuse when all four are taken
-  Table* e = nullptr;
-  for (Table& x : tables) {
-    if (x.t && x.dim == dim && x.base == base) e = &x;
-  }
-  if (e && e->n >= n) return e->t;
+  static double2* t = nullptr;
+  static int t_dim = 0, t_rows = 0;
+  static double t_base = 0;
+  if (t && t_dim == dim && t_base == base && t_rows >= n) return t;
   cudaStreamCaptureStatus cs;
   if (cudaStreamIsCapturing(ts_stream(), &cs) != cudaSuccess || cs != cudaStreamCaptureStatusNone) {
     return nullptr;
   }
-  if (!e) {
-    for (Table& x : tables) {
-      if (!x.t && !e) e = &x;
-    }
-    if (!e) e = &tables[next], next = (next + 1) % 4;
-  }
   const int rows = n < 1024 ? 1024 : n;
-  cudaStreamSynchronize(ts_stream());  // queued kernels may still read the old table
-  if (e->t) cudaFree(e->t);
-  *e = {dim, rows, base, nullptr};
-  if (cudaMalloc(&e->t, (size_t)rows * (dim / 2) * sizeof(double2)) != cudaSuccess) {
-    cudaGetLastError();
-    e->t = nullptr;
-    return nullptr;
-  }
+  t = (double2*)ts_scratch(7, (size_t)rows * (dim / 2) * sizeof(double2));
+  if (!t) return nullptr;
+  t_dim = dim, t_base = base, t_rows = rows;
   ts_scratch_moved();
-  ts_launch(rope_table_kernel, 264, 256, e->t, rows, dim, base);
-  return e->t;
+  ts_launch(rope_table_kernel, 264, 256, t, rows, dim, base);
+  return t;
 }
 
 // Decode splits of a KV head merged inside a thread-block cluster when there are at most this

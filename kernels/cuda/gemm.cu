@@ -20,13 +20,6 @@ using namespace nvcuda;
 constexpr int BM = 64, BN = 64, BK = 32, LDS = BK + 8, STAGES = 4;
 constexpr int LDC = BM + 4;  // epilogue tile [BN][LDC] floats
 
-__device__ __forceinline__ void cp_async16(void* dst, const void* src, int src_bytes) {
-  unsigned s = (unsigned)__cvta_generic_to_shared(dst);
-  asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;" ::"r"(s), "l"(src), "r"(src_bytes));
-}
-template <int N>
-__device__ __forceinline__ void cp_async_wait() { asm volatile("cp.async.wait_group %0;" ::"n"(N)); }
-
 template <typename H>
 __global__ void __launch_bounds__(128)
 gemm_kernel(float* out, const H* w, const H* xh, int rows, int cols, int n_tok, int k_split) {

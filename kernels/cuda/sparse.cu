@@ -315,11 +315,10 @@ constexpr int dc_loads() {
   return T == TS_F16 || T == TS_BF16 ? 8 : 12;
 }
 
-
 // One launch, no partial sums: block x owns 32 output columns and every listed row. Four
 // lanes read a row's 64 bytes (F16) of those columns, so a warp covers 8 rows and the block
-// DC_SLOTS; each lane keeps DC_LOADS (dc_loads) rows in flight. The count, act and ids are loaded
-// together (their addresses do not depend on the count). Lanes of one column group add in a
+// DC_SLOTS; each lane keeps DC_LOADS (dc_loads) rows in flight. The count, act and ids are
+// loaded together (their addresses do not depend on the count). Lanes of one column group add in a
 // fixed butterfly, the warps in order in shared memory: the same bits on every run.
 template <int T, int DC_LOADS = dc_loads<T>()>
 __global__ void __launch_bounds__(DC_WARPS * 32)

@@ -26,11 +26,11 @@ cudaStream_t ts_stream();
 int ts_sm_count();
 // Scratch slots: 0 GEMM input, 1 attention splits, 2 bench sink, 3 overlapping copies,
 // 4 sparse down partial sums, 5 per-block lists of a fused select (matvec_xreg.cu), 6 GEMM
-// split partial sums.
-#define TS_SCRATCH_SLOTS 7
+// split partial sums, 7 the decode attention's rope angle table.
+#define TS_SCRATCH_SLOTS 8
 // A device scratch area of at least `bytes`, grown on demand (one per slot, not shared).
 void* ts_scratch(int slot, size_t bytes);
-// Something graphs may hold the address of moved or changed: bumps the scratch epoch, so
+// A scratch area's contents changed (its address did not): bumps the scratch epoch, so
 // plugins/cuda captures its graphs again.
 void ts_scratch_moved();
 // 0 when the last launch was accepted, else the cudaError_t value.
@@ -324,15 +324,23 @@ __device__ __forceinline__ const uint8_t* chunk_at(const uint8_t* row, int c) {
   return row + 2 * (size_t)c;
 }
 
-// 16 bytes from global p to shared dst, asynchronously (L2 only); cp_async_commit closes a
-// group, cp_async_wait_all waits for this thread's copies.
+// 16 bytes from global p to shared dst, asynchronously (L2 only); with src_bytes < 16 only
+// that many are read and the rest is zero-filled (gemm.cu's tile edges). cp_async_commit
+// closes a group; cp_async_wait<N> waits until at most N groups are pending, cp_async_wait_all
+// for all of this thread's copies.
 __device__ __forceinline__ void cp_async16(void* dst, const void* p) {
   asm volatile("cp.async.cg.shared.global [%0], [%1], 16;" ::"r"(
                    (unsigned)__cvta_generic_to_shared(dst)),
                "l"(p)
                : "memory");
 }
+__device__ __forceinline__ void cp_async16(void* dst, const void* src, int src_bytes) {
+  unsigned s = (unsigned)__cvta_generic_to_shared(dst);
+  asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;" ::"r"(s), "l"(src), "r"(src_bytes));
+}
 __device__ __forceinline__ void cp_async_commit() { asm volatile("cp.async.commit_group;" ::: "memory"); }
+template <int N>
+__device__ __forceinline__ void cp_async_wait() { asm volatile("cp.async.wait_group %0;" ::"n"(N)); }
 __device__ __forceinline__ void cp_async_wait_all() { asm volatile("cp.async.wait_all;" ::: "memory"); }
 
 // Ask L2 to fetch the line holding p (no register waits for it).

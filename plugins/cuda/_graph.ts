@@ -7,6 +7,7 @@
  * @module
  */
 
+import type { GreedySteps } from "../../core/backend.ts";
 import type { Ctx } from "./_args.ts";
 
 /** A captured decode step: its graph, and the scratch epoch it was captured in. */
@@ -63,20 +64,14 @@ export class StepGraphs {
   }
 
   /**
-   * Backend.stepGreedy: `n` decode steps of `key` from pos, fed `token` first; `argmax`
-   * queues the device argmax that ends each step (kernels/cuda/graph.cu). Until the step's
-   * graph exists, steps go through step() (op by op, then captured), each fed the token read
-   * back from the one before; then the graph replays back to back, the device carrying pos
-   * and token from step to step. One read at the end returns the n tokens picked.
+   * Backend.stepGreedy: `r.n` decode steps of `r.key` from `r.pos`, fed `r.token` first;
+   * `argmax` queues the device argmax that ends each step (kernels/cuda/graph.cu). Until the
+   * step's graph exists, steps go through step() (op by op, then captured), each fed the token
+   * read back from the one before; then the graph replays back to back, the device carrying
+   * pos and token from step to step. One read at the end returns the n tokens picked.
    */
-  greedy(
-    key: object,
-    pos: number,
-    token: number,
-    n: number,
-    argmax: () => void,
-    record: (pos: number, token: number) => void,
-  ): Int32Array {
+  greedy(r: GreedySteps, argmax: () => void): Int32Array {
+    const { key, pos, token, n, record } = r;
     const { lib, q, check } = this.#c;
     const s = lib.symbols;
     q.flush();

@@ -352,21 +352,15 @@ export class CudaBackend implements Backend {
    * once, for all `n` tokens.
    */
   stepGreedy(r: GreedySteps): Int32Array {
-    const { key, pos, token, n, logits, nVocab, record } = r;
-    const l = this.#a.buf("stepGreedy", "logits", logits);
-    this.#a.count("stepGreedy", "nVocab", nVocab);
-    this.#a.fits("stepGreedy", "logits", l, nVocab);
-    if (!Number.isInteger(n) || n < 1 || n > 4096) {
-      throw new Error(`cuda stepGreedy: n must be an integer in 1..4096, got ${n}`);
+    const l = this.#a.buf("stepGreedy", "logits", r.logits);
+    this.#a.count("stepGreedy", "nVocab", r.nVocab);
+    this.#a.fits("stepGreedy", "logits", l, r.nVocab);
+    if (!Number.isInteger(r.n) || r.n < 1 || r.n > 4096) {
+      throw new Error(`cuda stepGreedy: n must be an integer in 1..4096, got ${r.n}`);
     }
-    return this.#graphs.greedy(
-      key,
-      pos,
-      token,
-      n,
-      () => this.#check("stepGreedy", this.#lib.symbols.ts_step_argmax(l.ptr, nVocab)),
-      record,
-    );
+    const argmax = () =>
+      this.#check("stepGreedy", this.#lib.symbols.ts_step_argmax(l.ptr, r.nVocab));
+    return this.#graphs.greedy(r, argmax);
   }
 
   /**

@@ -36,7 +36,10 @@ export interface TraceSummary {
   period: number;
   /** Median µs from the first kernel's wait to the last one's. */
   total: number;
-  /** The kernels before the layers, those of one (middle) layer, and those after. */
+  /**
+   * The kernels before the layers, those of one (middle) layer, those after, and (with more
+   * than one step) the last kernel to the next step's first wait (early NaN).
+   */
   rows: { what: string; add: number; early: number }[];
   /** µs of one layer: the medians of its kernels added. */
   layer: number;
@@ -82,6 +85,15 @@ export function summarizeTrace(trace: KernelTrace[], steps: number, nLayer: numb
   for (let i = first + period * nLayer; i < perStep - 1; i++) {
     rows.push(row(`after (${sig[i]})`, [i]));
   }
+  // From the last kernel's wait to the next step's first: the last kernel, the gap between
+  // steps (a graph launch; in the host loop also the logits read) and nothing else.
+  const gap: number[] = [];
+  for (let s = 0; s + 1 < steps; s++) {
+    gap.push((trace[(s + 1) * perStep].waitDone - trace[(s + 1) * perStep - 1].waitDone) / 1e3);
+  }
+  if (gap.length) {
+    rows.push({ what: `last (${sig[perStep - 1]}) to next step`, add: median(gap), early: NaN });
+  }
   return { perStep, first, period, total: median(total), rows, layer };
 }
 
@@ -94,8 +106,8 @@ export function reportTrace(trace: KernelTrace[], steps: number, nLayer: number)
   );
   for (const r of t.rows) {
     console.log(
-      `  ${r.what.padEnd(28)} adds ${r.add.toFixed(2).padStart(6)} µs, ` +
-        `block 0 waited ${r.early.toFixed(2).padStart(6)} µs`,
+      `  ${r.what.padEnd(28)} adds ${r.add.toFixed(2).padStart(6)} µs` +
+        (Number.isNaN(r.early) ? "" : `, block 0 waited ${r.early.toFixed(2).padStart(6)} µs`),
     );
   }
   console.log(`  one layer (middle layers, medians added): ${t.layer.toFixed(1)} µs`);

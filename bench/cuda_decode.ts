@@ -28,7 +28,9 @@
  * (N = 0: always).
  *
  * `--trace` reports what each kernel adds to a decode step (bench/_cuda_trace.ts): block 0 of
- * every kernel records when its PDL wait returned.
+ * every kernel records when its PDL wait returned. `--trace-greedy` does the same for 8 steps
+ * of greedy decoding on the device (each step ends with its argmax kernel, and the last row is
+ * the gap from one step's argmax to the next step's first kernel).
  *
  * After the host loop, the same decode greedy on the device (`decodeGreedy`: the argmax is
  * picked and fed on the GPU, `--greedy-chunk` (16) steps per host round trip) on a fresh
@@ -55,7 +57,7 @@
 
 import type { ModelConfig } from "../core/config.ts";
 import { blockOf, DType, parseDType } from "../core/dtype.ts";
-import { forward, MAX_BATCH, RunState } from "../core/forward.ts";
+import { decodeGreedy, forward, MAX_BATCH, RunState } from "../core/forward.ts";
 import { GREEDY_CHUNK } from "../core/model.ts";
 import { lowRankPredictor, type Predictor } from "../core/predictor.ts";
 import type { Weight } from "../core/backend.ts";
@@ -371,6 +373,15 @@ if (traceOn) {
     }
   });
   reportTrace(trace, steps, nLayer);
+}
+if (Deno.args.includes("--trace-greedy")) {
+  const sg = new RunState(be, cfg, nPrompt + nDecode + 8);
+  prefill(sg, nPrompt);
+  let tok = decodeGreedy(w, cfg, sg, tokens[nPrompt], 4, run)![3];
+  const trace = be.traceKernels(() => {
+    tok = decodeGreedy(w, cfg, sg, tok, 8, run)![7];
+  });
+  reportTrace(trace, 8, nLayer);
 }
 /** Prefill and decode again on a fresh state: decode tokens/s and the last logits. */
 const freshRun = () => {

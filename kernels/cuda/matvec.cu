@@ -286,7 +286,21 @@ __global__ void embed_kernel(float* out, const uint8_t* table, TokenIds ids, con
   const int id = dtok ? *dtok : ids.id[blockIdx.x];
   const uint8_t* row = table + (size_t)id * row_bytes;
   float* o = out + (size_t)blockIdx.x * cols;
-  for (int c = threadIdx.x; c < cols; c += blockDim.x) o[c] = Elems<T>::one(row, c);
+  // EU loads in flight per thread: the stores could alias the row, so a plain loop would
+  // wait for each load before the next (a 4096-wide row: 16 round trips, ~11 µs on an H200)
+  constexpr int EU = 16;
+  for (int c0 = threadIdx.x; c0 < cols; c0 += EU * blockDim.x) {
+    float v[EU];
+#pragma unroll
+    for (int e = 0; e < EU; e++) {
+      const int c = c0 + e * blockDim.x;
+      v[e] = c < cols ? Elems<T>::one(row, c) : 0.f;
+    }
+#pragma unroll
+    for (int e = 0; e < EU; e++) {
+      if (c0 + e * blockDim.x < cols) o[c0 + e * blockDim.x] = v[e];
+    }
+  }
 }
 
 template <int T>

@@ -37,10 +37,13 @@ Deno.test("summarizeTrace gives each kernel's median cost per layer", () => {
   assert.equal(t.perStep, 14);
   assert.deepEqual([t.first, t.period], [1, 3]);
   // what kernel k adds is the wait of kernel k + 1 minus its own: embed 9, then per layer
-  // qkv 17, attention 6, o 10 (the last kernel has no successor)
-  assert.deepEqual(t.rows.map((r) => Math.round(r.add)), [9, 17, 6, 10]);
+  // qkv 17, attention 6, o 10; the last kernel to the next step's first: the host's 50
+  assert.deepEqual(t.rows.map((r) => Math.round(r.add)), [9, 17, 6, 10, 50]);
   assert.equal(Math.round(t.layer), 33);
-  assert.ok(t.rows.every((r) => Math.abs(r.early - 2) < 1e-9));
+  assert.ok(t.rows.slice(0, -1).every((r) => Math.abs(r.early - 2) < 1e-9));
+  assert.ok(Number.isNaN(t.rows[4].early));
   assert.match(t.rows[0].what, /before 0 \(1×256\)/);
+  assert.match(t.rows[4].what, /last \(250×256\) to next step/);
+  assert.equal(summarizeTrace(steps(1, () => 0), 1, 4).rows.length, 4); // one step: no gap
   assert.throws(() => summarizeTrace(steps(5, () => 0).slice(1), 5, 4), /not 5 equal steps/);
 });

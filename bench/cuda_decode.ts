@@ -10,9 +10,8 @@
  * `--mv grid,wpr,prefetch` sets the matvec launch shape for prefill and decode (default
  * `0,0,6`: the first step's rows in registers and the second's in shared memory before the PDL
  * wait, then F16/BF16 odd steps through shared memory; `0,0,2` registers only; `0,0,1` only
- * asks L2 for the first rows; `3,0,1` is
- * the general kernel without matvec_xreg.cu); the per-shape table sweeps
- * several and checks that the two kernels agree.
+ * asks L2 for the first rows; `3,0,1` is the general kernel without matvec_xreg.cu); the
+ * per-shape table (bench/_cuda_kernels.ts) sweeps several and checks that the two kernels agree.
  *
  * `--rope-attn 0` gives a decode step's rope and KV-cache store their own launch again (default
  * 1: inside the attention launch).
@@ -60,11 +59,11 @@ import { blockOf, DType, parseDType } from "../core/dtype.ts";
 import { decodeGreedy, forward, MAX_BATCH, RunState } from "../core/forward.ts";
 import { GREEDY_CHUNK } from "../core/model.ts";
 import { lowRankPredictor, type Predictor } from "../core/predictor.ts";
-import type { Weight } from "../core/backend.ts";
-import type { DenseFFN, FFNUnit, Layer, SparseFFN, Weights } from "../core/weights.ts";
-import { type CudaBackend, type CudaWeight, plugin } from "../plugins/cuda/mod.ts";
+import type { FFNUnit, Layer, Weights } from "../core/weights.ts";
+import { type CudaBackend, plugin } from "../plugins/cuda/mod.ts";
 import { breakdown } from "./_cuda_breakdown.ts";
 import { greedyDecode } from "./_cuda_greedy.ts";
+import { kernelTables, setMatvecConfig } from "./_cuda_kernels.ts";
 import { reportTrace } from "./_cuda_trace.ts";
 
 const arg = (name: string, dflt: string) => {
@@ -179,101 +178,12 @@ console.log(
 const bandwidth = be.readBandwidth(4 * 2 ** 30, 20);
 console.log(`read bandwidth: ${bandwidth.toFixed(0)} GB/s (4 GiB streamed 20 times)`);
 
-// The matvec alone, per shape: GB/s of weights, one CUDA graph of one launch per layer
-// (distinct matrices, so L2 holds none of them; x alternates so no two launches merge),
-// median of 20 replays; for each launch shape of matvec.cu (`grid,wpr,prefetch`).
-const matvec: Record<string, Record<string, number>> = {};
-const xs = [be.alloc(nFF), be.alloc(nFF)], ys = [be.alloc(nVocab), be.alloc(nVocab)];
-const q2 = be.alloc(nVocab);
-for (const b of xs) be.write(b, Float32Array.from({ length: nFF }, (_, i) => Math.sin(i)));
-const dense0 = layers[0].ffn.kind === "dense";
-const shapes: Record<string, Weight[]> = {
-  q: layers.map((l) => l.wq),
-  k: layers.map((l) => l.wk),
-  gate: layers.map((l) => (l.ffn as DenseFFN | SparseFFN).gate),
-  ...(dense0 ? { down: layers.map((l) => (l.ffn as DenseFFN).down) } : {}),
-  output: [w.output],
-};
-// 0,0,x: matvec_xreg.cu (x in registers); 3,0,x: the general kernel (matvec.cu).
-const configs = ["0,0,6", "0,0,2", "0,0,1", "0,0,0", "3,0,1", "3,0,0"];
-const setConfig = (c: string) => {
-  const [g, r, p] = c.split(",").map(Number);
-  be.matvecConfig(g, r, p);
-};
-for (const c of quick ? [] : configs) {
-  setConfig(c);
-  const row: Record<string, number> = {};
-  for (const [name, ws] of Object.entries(shapes)) {
-    const bytes = ws.reduce((n, m) => n + (m as CudaWeight).bytes, 0);
-    const ms = be.timeGraph(() => ws.forEach((m, i) => be.matmul(ys[i % 2], m, xs[i % 2], 1)), 20);
-    row[name] = bytes / (ms * 1e6);
-  }
-  // Q, K and V of each layer as the decode step runs them (one merged launch).
-  const qkvBytes = layers.reduce(
-    (n, l) => n + [l.wq, l.wk, l.wv].reduce((m, t) => m + (t as CudaWeight).bytes, 0),
-    0,
-  );
-  const qkvMs = be.timeGraph(() => {
-    layers.forEach((l, i) => {
-      const xb = xs[i % 2];
-      be.matmul(ys[0], l.wq, xb, 1), be.matmul(ys[1], l.wk, xb, 1), be.matmul(q2, l.wv, xb, 1);
-    });
-  }, 20);
-  row.qkv = qkvBytes / (qkvMs * 1e6);
-  matvec[c] = row;
-  console.log(
-    `matvec GB/s [grid,wpr,prefetch = ${c}]: ` +
-      Object.entries(row).map(([k, v]) =>
-        `${k} ${v.toFixed(0)} (${(100 * v / bandwidth).toFixed(0)}%)`
-      ).join(", "),
-  );
-}
-// The two kernels agree on every shape (max |Δ| over max |y|, fresh x).
-be.write(xs[0], Float32Array.from({ length: nFF }, () => Math.random() * 2 - 1));
-for (const [name, ws] of Object.entries(quick ? {} : shapes)) {
-  const m = ws[0] as CudaWeight, out: Float32Array[] = [];
-  for (const c of ["0,0,6", "3,0,1"]) {
-    setConfig(c);
-    be.matmul(ys[0], m, xs[0], 1);
-    out.push(be.read(ys[0], 0, m.rows));
-  }
-  let d = 0, mx = 0;
-  out[0].forEach((
-    v,
-    i,
-  ) => (d = Math.max(d, Math.abs(v - out[1][i])), mx = Math.max(mx, Math.abs(v))));
-  console.log(
-    `matvec check ${name}: max |xreg - general| / max |y| = ${(d / mx).toExponential(1)}`,
-  );
-}
-setConfig(arg("--mv", "0,0,6"));
+const matvec = kernelTables(be, { cfg, layers, w, sparse, quick, bandwidth });
+setMatvecConfig(be, arg("--mv", "0,0,6"));
 be.ropeInAttention(arg("--rope-attn", "1") === "1");
 be.selectInGlu(arg("--sel-glu", "1") === "1");
 be.sparseDownCols(arg("--down-cols", "1") === "1");
 if (Deno.args.includes("--attn-cluster")) be.attentionCluster(Number(arg("--attn-cluster", "0")));
-{
-  // One-block kernels, 32 launches each in one graph: add+rmsnorm; select (sparse only).
-  const normMs = be.timeGraph(() => {
-    for (const l of layers) {
-      be.add(xs[0], xs[0], xs[1], nEmbd), be.rmsnorm(ys[0], xs[0], l.attnNorm, 1, 1e-5);
-    }
-  }, 20);
-  let line = `one-block kernels: add+rmsnorm ${(1000 * normMs / nLayer).toFixed(2)} µs`;
-  if (sparse > 0) {
-    const score = be.alloc(nFF), ix = be.allocIndex!(nFF);
-    be.write(
-      score,
-      Float32Array.from({ length: nFF }, (_, i) => Math.sin(i * 12.9898) * 0.5 + 0.5),
-    );
-    const selMs = be.timeGraph(() => {
-      for (let l = 0; l < nLayer; l++) be.select!(ix, score, 0, nFF, 1 - sparse);
-    }, 20);
-    line += `, select ${(1000 * selMs / nLayer).toFixed(2)} µs (${
-      be.readIndex!(ix).length
-    } of ${nFF})`;
-  }
-  console.log(`${line} per launch`);
-}
 
 // Time spent inside the synchronising read (waiting for the GPU) vs issuing ops.
 let readMs = 0;

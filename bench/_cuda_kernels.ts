@@ -15,7 +15,7 @@ import type { CudaBackend, CudaWeight } from "../plugins/cuda/mod.ts";
 /** Set the matvec's launch shape from `grid,wpr,prefetch` (kernels/cuda/matvec.cu). */
 export function setMatvecConfig(be: CudaBackend, c: string): void {
   const [g, r, p] = c.split(",").map(Number);
-  be.matvecConfig(g, r, p);
+  be.switches.matvecConfig(g, r, p);
 }
 
 /** What `kernelTables` times: the bench's model and options. */

@@ -180,10 +180,12 @@ console.log(`read bandwidth: ${bandwidth.toFixed(0)} GB/s (4 GiB streamed 20 tim
 
 const matvec = kernelTables(be, { cfg, layers, w, sparse, quick, bandwidth });
 setMatvecConfig(be, arg("--mv", "0,0,6"));
-be.ropeInAttention(arg("--rope-attn", "1") === "1");
-be.selectInGlu(arg("--sel-glu", "1") === "1");
-be.sparseDownCols(arg("--down-cols", "1") === "1");
-if (Deno.args.includes("--attn-cluster")) be.attentionCluster(Number(arg("--attn-cluster", "0")));
+be.switches.ropeInAttention(arg("--rope-attn", "1") === "1");
+be.switches.selectInGlu(arg("--sel-glu", "1") === "1");
+be.switches.sparseDownCols(arg("--down-cols", "1") === "1");
+if (Deno.args.includes("--attn-cluster")) {
+  be.switches.attentionCluster(Number(arg("--attn-cluster", "0")));
+}
 
 // Time spent inside the synchronising read (waiting for the GPU) vs issuing ops.
 let readMs = 0;
@@ -228,10 +230,15 @@ const prefill = (st: RunState, n: number) => {
     forward(w, cfg, st, tokens.subarray(i, Math.min(n, i + MAX_BATCH)), false, run);
   }
 };
+/** A fresh state with `n` prompt tokens prefilled. */
+const freshState = (n: number) => {
+  const st = new RunState(be, cfg, nPrompt + nDecode + 8);
+  prefill(st, n);
+  return st;
+};
 // Warm-up: scratch areas grow on first use.
 {
-  const st = new RunState(be, cfg, nPrompt + nDecode + 8);
-  prefill(st, 2 * MAX_BATCH);
+  const st = freshState(2 * MAX_BATCH);
   for (let i = 0; i < 4; i++) forward(w, cfg, st, tokens.subarray(i, i + 1), false, run);
 }
 
@@ -267,11 +274,7 @@ console.log(
 const greedyChunk = Number(arg("--greedy-chunk", String(GREEDY_CHUNK)));
 const greedyTps = greedyDecode(
   { w, cfg, run, tokens, nPrompt, nDecode, chunk: greedyChunk, decodeTps },
-  (n) => {
-    const st = new RunState(be, cfg, nPrompt + nDecode + 8);
-    prefill(st, n);
-    return st;
-  },
+  freshState,
 );
 if (breakdownOn) breakdown(be, cfg, w, st, predictor ? thresholds : null, rank);
 const fusedLogits = be.read(st.logits, 0, nVocab);
@@ -285,8 +288,7 @@ if (traceOn) {
   reportTrace(trace, steps, nLayer);
 }
 if (Deno.args.includes("--trace-greedy")) {
-  const sg = new RunState(be, cfg, nPrompt + nDecode + 8);
-  prefill(sg, nPrompt);
+  const sg = freshState(nPrompt);
   let tok = decodeGreedy(w, cfg, sg, tokens[nPrompt], 4, run)![3];
   const trace = be.traceKernels(() => {
     tok = decodeGreedy(w, cfg, sg, tok, 8, run)![7];
@@ -295,8 +297,7 @@ if (Deno.args.includes("--trace-greedy")) {
 }
 /** Prefill and decode again on a fresh state: decode tokens/s and the last logits. */
 const freshRun = () => {
-  const sr = new RunState(be, cfg, nPrompt + nDecode + 8);
-  prefill(sr, nPrompt);
+  const sr = freshState(nPrompt);
   const t0 = performance.now();
   for (let i = 0; i < nDecode; i++) {
     forward(w, cfg, sr, tokens.subarray(nPrompt + i, nPrompt + i + 1), false, run);
@@ -324,16 +325,16 @@ if (quick) Deno.exit(0);
 // The same decode with rmsnorm, residual add and select as their own launches (the plain
 // ops beside matvec_xreg.cu's fused prologue/epilogues), on a fresh state: speed, and the
 // last logits of both runs (same tokens, same positions) agree.
-be.matvecFuse(false);
+be.switches.matvecFuse(false);
 const { tps: plainTps, logits: plainLogits } = freshRun();
 // Sparse: once more with select as its own launch (the default fuses it into fc2).
 let selectTps = 0;
 if (sparse > 0) {
-  be.matvecFuse(true, false);
+  be.switches.matvecFuse(true, false);
   selectTps = freshRun().tps;
   console.log(`decode with select as its own launch: ${selectTps.toFixed(1)} tokens/s`);
 }
-be.matvecFuse(true);
+be.switches.matvecFuse(true);
 let dl = 0, ml = 0;
 fusedLogits.forEach((
   v,

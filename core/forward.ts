@@ -87,12 +87,7 @@ export function forward(
 ): Float32Array {
   const be = st.backend, n = tokens.length, pos0 = st.pos, nVocab = cfg.nVocab;
   if (n === 0 || n > MAX_BATCH) throw new Error(`forward takes 1..${MAX_BATCH} tokens, got ${n}`);
-  if (pos0 + n > st.nCtx) throw new Error(`context full: ${pos0} + ${n} tokens > ${st.nCtx}`);
-  for (const t of tokens) {
-    if (t < 0 || t >= nVocab) {
-      throw new Error(`token id ${t} is outside the vocabulary (${nVocab})`);
-    }
-  }
+  checkFits(cfg, st, n, tokens);
   run.stats?.addTokens(n);
   // One decode token of a model without host decisions (MoE routing, statistics) can be
   // captured once and replayed by the backend; anything else runs op by op.
@@ -124,12 +119,7 @@ export function decodeGreedy(
   const be = st.backend;
   if (!be.step || !be.stepGreedy || cfg.nExpert > 0 || run.stats) return null;
   if (!Number.isInteger(n) || n < 1) throw new Error(`decodeGreedy: n must be >= 1, got ${n}`);
-  if (st.pos + n > st.nCtx) {
-    throw new Error(`context full: ${st.pos} + ${n} tokens > ${st.nCtx}`);
-  }
-  if (!Number.isInteger(token) || token < 0 || token >= cfg.nVocab) {
-    throw new Error(`token id ${token} is outside the vocabulary (${cfg.nVocab})`);
-  }
+  checkFits(cfg, st, n, [token]);
   const ops = (pos: number, fed: number) => passOps(w, cfg, st, Int32Array.of(fed), pos, 0, run)();
   const key = stepKey(st, run);
   const out = be.stepGreedy({
@@ -143,6 +133,17 @@ export function decodeGreedy(
   });
   st.pos += n;
   return out;
+}
+
+/** Throws unless `n` more positions fit in `st`'s context and every token is a vocabulary id. */
+function checkFits(cfg: ModelConfig, st: RunState, n: number, tokens: ArrayLike<number>): void {
+  if (st.pos + n > st.nCtx) throw new Error(`context full: ${st.pos} + ${n} tokens > ${st.nCtx}`);
+  for (let i = 0; i < tokens.length; i++) {
+    const t = tokens[i];
+    if (!Number.isInteger(t) || t < 0 || t >= cfg.nVocab) {
+      throw new Error(`token id ${t} is outside the vocabulary (${cfg.nVocab})`);
+    }
+  }
 }
 
 /**

@@ -13,7 +13,7 @@
  * Split by concept: handles in `_buffers.ts`, argument checks in `_args.ts`, rope and attention
  * in `_attention.ts`, sparse ops in `_sparse.ts`, held-back ops in `_queue.ts` (their shapes
  * and the matvec's launch arguments in `_held.ts`), step capture in `_graph.ts`, bench helpers
- * in `_bench.ts`.
+ * in `_bench.ts`, bench and test switches between fast and plain paths in `_switches.ts`.
  *
  * @module
  */
@@ -41,6 +41,7 @@ import { type KernelTrace, randomWeight, readBandwidth, traceKernels } from "./_
 import { rowsCols, toDevice } from "./_layout.ts";
 import { OpQueue } from "./_queue.ts";
 import { SparseOps } from "./_sparse.ts";
+import { CudaSwitches } from "./_switches.ts";
 
 export { at, CudaBuf, CudaIndex, CudaWeight } from "./_buffers.ts";
 export type { KernelTrace } from "./_bench.ts";
@@ -68,6 +69,8 @@ export class CudaBackend implements Backend {
   readonly #a = new Args(() => this.#closed);
   readonly #sparse: SparseOps;
   readonly #attn: AttentionOps;
+  /** Bench and tests: switches between the fast paths and the plainer ones (`_switches.ts`). */
+  readonly switches: CudaSwitches;
   readonly #graphs: StepGraphs;
   readonly #ctx: Ctx;
   #closed = false;
@@ -105,6 +108,7 @@ export class CudaBackend implements Backend {
     this.#sparse = new SparseOps(ctx);
     this.#attn = new AttentionOps(ctx);
     this.#graphs = new StepGraphs(ctx);
+    this.switches = new CudaSwitches(ctx);
   }
 
   weight(t: Tensor): Weight {
@@ -374,53 +378,6 @@ export class CudaBackend implements Backend {
   /** Bench only: ms per replay (median of `reps`) of the ops `record` queues, as one graph. */
   timeGraph(record: () => void, reps: number): number {
     return this.#graphs.time(record, reps);
-  }
-
-  /** Bench only: the matvec's launch shape (kernels/cuda/matvec.cu g_grid); 0, 0, 6 = default. */
-  matvecConfig(grid: number, wpr: number, prefetch: number): void {
-    this.#q.flush();
-    this.#lib.symbols.ts_matvec_config(grid, wpr, prefetch);
-  }
-
-  /**
-   * Bench and tests: decode attention's splits of a KV head run as one thread-block cluster
-   * that merges them itself, without the merge launch, when there are at most `blocks` (2–16;
-   * default 8) of them; 0 always uses the merge launch.
-   */
-  attentionCluster(blocks: number): void {
-    this.#q.flush();
-    this.#check("attentionCluster", this.#lib.symbols.ts_attention_config(blocks));
-  }
-
-  /** Bench and tests: false runs the sparse down as split partial sums and a sum launch. */
-  sparseDownCols(on: boolean): void {
-    this.#q.flush();
-    this.#lib.symbols.ts_sparse_config(on ? 1 : 0);
-  }
-
-  /** Bench and tests: false gives a decode step's rope and KV store their own launch again. */
-  ropeInAttention(on: boolean): void {
-    this.#q.flush();
-    this.#q.fuseRope = on;
-  }
-
-  /**
-   * Bench and tests: `on` false runs rmsnorm, add and select beside the matvec, not in it;
-   * `select` false keeps only select as its own launch. See _queue.ts.
-   */
-  matvecFuse(on: boolean, select = true): void {
-    this.#q.flush();
-    this.#q.fuse = on;
-    this.#q.fuseSelect = select;
-  }
-
-  /**
-   * Bench and tests: false makes the fused select complete the index list itself, not leave
-   * per-block lists for the gathered glu that follows to place (_queue.ts `selectInGlu`).
-   */
-  selectInGlu(on: boolean): void {
-    this.#q.flush();
-    this.#q.selectInGlu = on;
   }
 
   /** Free every buffer and weight of this backend (the library stays loaded). */

@@ -17,7 +17,7 @@ gpuTest("cuda select fused into the matvec lists the same ids as select alone", 
     for (const thr of [-1e30, 0, 20, 1e30]) {
       const lists: Int32Array[] = [];
       for (const fuse of [true, false]) {
-        b.matvecFuse(fuse, fuse);
+        b.switches.matvecFuse(fuse, fuse);
         b.writeIndex(idx, Int32Array.of(5)); // stale contents must be overwritten
         b.matmul(score, w, x, 1);
         b.select(idx, score, 0, rows, thr);
@@ -46,7 +46,7 @@ gpuTest(
       for (const thr of [-1e30, 0, 20, 1e30]) {
         const runs: { ids: Int32Array; act: Float32Array }[] = [];
         for (const inGlu of [true, false]) {
-          b.selectInGlu(inGlu);
+          b.switches.selectInGlu(inGlu);
           b.writeIndex(idx, Int32Array.of(5)); // stale contents must be overwritten
           b.matmul(score, fc2, h, 1);
           b.select(idx, score, 0, nFF, thr);
@@ -66,7 +66,7 @@ gpuTest(
         }
       }
     }
-    b.selectInGlu(true);
+    b.switches.selectInGlu(true);
   },
 );
 
@@ -88,12 +88,12 @@ gpuTest("cuda sparse down in one launch matches the split sums and repeats its b
     const downT = weightOf(b, type, [nFF, cols], normals(nFF * cols, 13));
     const out = b.alloc(cols), runs: Float32Array[] = [];
     for (const cols1 of [true, true, false]) {
-      b.sparseDownCols(cols1);
+      b.switches.sparseDownCols(cols1);
       b.write(out, new Float32Array(cols).fill(NaN)); // every column must be written
       b.downSparse(out, 0, downT, act, idx);
       runs.push(b.read(out, 0, cols));
     }
-    b.sparseDownCols(true);
+    b.switches.sparseDownCols(true);
     const [one, again, split] = runs, what = `${dtypeName(type)} [${nFF}, ${cols}]`;
     const i = one.findIndex((v, k) => !Object.is(v, again[k]));
     if (i >= 0) throw new Error(`${what}: out[${i}] ${one[i]}, then ${again[i]}`);

@@ -244,7 +244,7 @@ gpuTest("cuda decode attention merged in a cluster matches the merge launch", (b
     const tokens = Int32Array.from({ length: n }, (_, i) => (i * 53 + 3) % cfg.nVocab);
     const w = tinyModel(b, cfg);
     const [launched, ...merged] = [0, ...clusters].map((blocks) => {
-      b.attentionCluster(blocks);
+      b.switches.attentionCluster(blocks);
       const st = new RunState(b, cfg, cfg.nCtx), out: Float32Array[] = [];
       forward(w, cfg, st, tokens.subarray(0, 3));
       for (let t = 3; t < 9; t++) out.push(forward(w, cfg, st, tokens.subarray(t, t + 1)));
@@ -252,7 +252,7 @@ gpuTest("cuda decode attention merged in a cluster matches the merge launch", (b
       for (let t = st.pos; t < n; t++) out.push(forward(w, cfg, st, tokens.subarray(t, t + 1)));
       return out;
     });
-    b.attentionCluster(8); // the default
+    b.switches.attentionCluster(8); // the default
     merged.forEach((run, i) => {
       if (run.length !== launched.length) {
         throw new Error(`${run.length} steps vs ${launched.length}`);
@@ -278,12 +278,12 @@ gpuTest(
       const w = weightOf(b, type, [rows, cols], normals(rows * cols, rows + cols));
       const x = upload(b, normals(cols, 5)), y = b.alloc(rows), out: Float32Array[] = [];
       for (const prefetch of [2, 6]) {
-        b.matvecConfig(0, 0, prefetch);
+        b.switches.matvecConfig(0, 0, prefetch);
         b.write(y, new Float32Array(rows).fill(NaN));
         b.matmul(y, w, x, 1);
         out.push(b.read(y, 0, rows));
       }
-      b.matvecConfig(0, 0, 6); // the default
+      b.switches.matvecConfig(0, 0, 6); // the default
       const i = out[0].findIndex((v, k) => !Object.is(v, out[1][k]));
       if (i >= 0) {
         throw new Error(`${dtypeName(type)} ${rows}×${cols}: [${i}] ${out[1][i]} vs ${out[0][i]}`);
@@ -365,7 +365,7 @@ gpuTest(
     const tokens = Int32Array.from({ length: 9 }, (_, i) => (i * 53 + 3) % TINY.nVocab);
     const w = tinyModel(b, TINY);
     const [inside, apart] = [true, false].map((on) => {
-      b.ropeInAttention(on);
+      b.switches.ropeInAttention(on);
       const st = new RunState(b, TINY, TINY.nCtx), out: Float32Array[] = [];
       forward(w, TINY, st, tokens.subarray(0, 3));
       for (let t = 3; t < tokens.length; t++) {

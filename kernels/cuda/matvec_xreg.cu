@@ -22,7 +22,10 @@
 // Q8_0/Q4_0: a lane's chunk is half a 32-value block (16 or 8 bytes, one load); each lane
 // quantises its x to int8 (per 32 values, as the CPU backends do) and takes int8 dot products
 // (__dp4a): one int-to-float conversion per 16 weights (conversions issue at a quarter of the
-// FMA rate), and x as 4 registers per chunk.
+// FMA rate), and x as 4 registers per chunk. The block scale stays raw f16 bits until the dot
+// product (Wide, ts_cuda.h): converted at load, it made every block wait for its first rows
+// before reaching the PDL wait, so the kernel could not start early (H100: sparse decode with
+// Q8_0 predictors +4%, dense Q4_0 +24%; BENCHMARKS.md).
 //
 // Fused variants (ts_matvec_fused_*, one decode token; plugins/cuda/_queue.ts picks them, the
 // plain ops stay as the twin and fallback): an rmsnorm prologue (the block holds all of x, so

@@ -254,24 +254,29 @@ struct Wide;
 template <>
 struct Wide<TS_Q8_0> {
   uint4 q;
-  float d;
+  uint16_t h;  // the scale's raw bits: converted at use, so a load before the PDL wait
+               // leaves nothing waiting on it there
   __device__ __forceinline__ void load(const uint8_t* row, int c) {
-    q = Elems<TS_Q8_0>::load(row, c, d, ld_stream);
+    using E = Elems<TS_Q8_0>;
+    const uint8_t* g = E::group(row, c);
+    q = ld_stream(E::values(g, c)), h = reinterpret_cast<const uint16_t*>(g)[(c >> 5) & 7];
   }
   // x values 0-3 in a[0], 4-7 in a[1], …
   __device__ __forceinline__ float dotq(const uint32_t (&a)[4], float dx, int) const {
     int s = __dp4a((int)q.x, (int)a[0], 0);
     s = __dp4a((int)q.y, (int)a[1], s), s = __dp4a((int)q.z, (int)a[2], s);
-    return d * dx * (float)__dp4a((int)q.w, (int)a[3], s);
+    return f16_bits(h) * dx * (float)__dp4a((int)q.w, (int)a[3], s);
   }
 };
 
 template <>
 struct Wide<TS_Q4_0> {
   uint2 q;
-  float d;
+  uint16_t h;  // as Wide<TS_Q8_0>::h
   __device__ __forceinline__ void load(const uint8_t* row, int c) {
-    q = Elems<TS_Q4_0>::load(row, c, d, ld_stream8);
+    using E = Elems<TS_Q4_0>;
+    const uint8_t* g = E::group(row, c);
+    q = ld_stream8(E::values(g, c)), h = reinterpret_cast<const uint16_t*>(g)[(c >> 5) & 7];
   }
   // byte k of q holds values 2k (low nibble) and 2k + 1: x's even values 0-6 in a[0], 8-14 in
   // a[1], odd values 1-7 in a[2], 9-15 in a[3]; sx = Σ x_q, so Σ (nibble - 8)·x = Σ nibble·x - 8·sx
@@ -281,7 +286,7 @@ struct Wide<TS_Q4_0> {
     s = __dp4a((int)(q.y & m), (int)a[1], s);
     s = __dp4a((int)((q.x >> 4) & m), (int)a[2], s);
     s = __dp4a((int)((q.y >> 4) & m), (int)a[3], s);
-    return d * dx * (float)(s - 8 * sx);
+    return f16_bits(h) * dx * (float)(s - 8 * sx);
   }
 };
 

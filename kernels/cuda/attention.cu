@@ -6,9 +6,10 @@
 // warps merge in shared memory, splits in a second small kernel. head_dim ≤ 256.
 //
 // One decode token (attn_decode_kernel): one block per (KV head, split) computes all the query
-// heads of its group, so each K/V row is read once, not once per query head; each lane holds
-// head_dim / 32 contiguous dims and loads the K and V rows of POS positions before it needs
-// them (2 · POS loads in flight), which is what a decode step's latency depends on. In a
+// heads of its group, so each K/V row is read once, not once per query head (8 warps for groups
+// of up to 512 dims in all, else 4: dk_warps); each lane holds head_dim / 32 contiguous dims
+// and loads the K and V rows of POS positions before it needs them (2 · POS loads in flight),
+// which is what a decode step's latency depends on. In a
 // captured step it also applies the rope to q and the step's K row and stores the K and V rows
 // into the cache (ts_attention_f32 with k_new), which saves a launch per layer.
 //
@@ -169,7 +170,14 @@ __device__ __forceinline__ void load_vec(float* r, const float* p) {
   }
 }
 
-constexpr int DK_WARPS = 4;
+// Warps per decode block: 8 where their partial sums fit 16 KB of shared memory (G · head_dim
+// ≤ 512, Mistral's 4 × 128), else 4. A split is at most ~32 positions at short contexts, and a
+// warp's scores, softmax and sums are one dependent chain, so more warps with fewer positions
+// each shorten the kernel.
+template <int G, int VEC>
+__host__ __device__ constexpr int dk_warps() {
+  return G * 32 * VEC <= 512 ? 8 : 4;
+}
 
 // Decode (one token at pos0): block (kv head, 1, split); G query heads per KV head, head_dim
 // = 32 · VEC. Splits and the merge as attn_kernel's (same `part` layout).
@@ -191,7 +199,7 @@ struct RopeIn {
 // CL: the splits of a KV head are one thread-block cluster and merge there; else they go to
 // `part` for attn_merge (or to `out` when there is one split).
 template <int G, int VEC, bool CL>
-__global__ void __launch_bounds__(DK_WARPS * 32)
+__global__ void __launch_bounds__(dk_warps<G, VEC>() * 32)
 attn_decode_kernel(float* out, float* part, const float* q, float* k, float* v, int pos0,
                    int n_kv, float scale, int chunk, const int* dpos, RopeIn rope) {
   constexpr int NP = VEC / 2;  // pairs of dims per lane
@@ -225,8 +233,11 @@ attn_decode_kernel(float* out, float* part, const float* q, float* k, float* v, 
   // behind those rows in DRAM (H200: +2–3% sparse decode, BENCHMARKS.md).
   const bool late = CL || gridDim.z == 1;
   pdl_start(!late);
-  // POS positions per warp step: 2 · POS · VEC loads in flight, POS · G scores in registers
-  constexpr int HD = 32 * VEC, POS = 32 / VEC < 64 / G ? 32 / VEC : (64 / G > 4 ? 64 / G : 4);
+  // POS positions per warp step: 2 · POS · VEC loads in flight, POS · G scores in registers;
+  // a block step covers 4 · P4 positions with either warp count
+  constexpr int DK_WARPS = dk_warps<G, VEC>();
+  constexpr int P4 = 32 / VEC < 64 / G ? 32 / VEC : (64 / G > 4 ? 64 / G : 4);
+  constexpr int HD = 32 * VEC, POS = P4 * 4 / DK_WARPS;
   __shared__ float sm_m[DK_WARPS][G], sm_l[DK_WARPS][G], sm_acc[DK_WARPS][G][HD];
   const int kvh = blockIdx.x, s = blockIdx.z, n_split = gridDim.z, n_head = n_kv * G;
   if (dpos) {  // a captured step: the split length follows the position read on the device
@@ -380,9 +391,9 @@ static void launch_decode_vec(dim3 grid, bool cluster, float* out, float* part, 
                            cudaFuncAttributeNonPortableClusterSizeAllowed, 1);
       wide = true;
     }
-    ts_launch_cluster(attn_decode_kernel<G, VEC, true>, grid, DK_WARPS * 32, grid.z, out, part, q, k, v, pos0, n_kv, scale, chunk, dpos, r);
+    ts_launch_cluster(attn_decode_kernel<G, VEC, true>, grid, dk_warps<G, VEC>() * 32, grid.z, out, part, q, k, v, pos0, n_kv, scale, chunk, dpos, r);
   } else {
-    ts_launch(attn_decode_kernel<G, VEC, false>, grid, DK_WARPS * 32, out, part, q, k, v, pos0, n_kv, scale, chunk, dpos, r);
+    ts_launch(attn_decode_kernel<G, VEC, false>, grid, dk_warps<G, VEC>() * 32, out, part, q, k, v, pos0, n_kv, scale, chunk, dpos, r);
   }
 }
 template <int G>

@@ -126,8 +126,11 @@ struct QGroups {
   static __device__ __forceinline__ const uint8_t* group(const uint8_t* row, int c) {
     return row + (size_t)(c >> 8) * GROUP_BYTES;
   }
+  static __device__ __forceinline__ uint16_t scale_bits(const uint8_t* g, int c) {
+    return reinterpret_cast<const uint16_t*>(g)[(c >> 5) & 7];
+  }
   static __device__ __forceinline__ float scale(const uint8_t* g, int c) {
-    return f16_bits(reinterpret_cast<const uint16_t*>(g)[(c >> 5) & 7]);
+    return f16_bits(scale_bits(g, c));
   }
   static __device__ __forceinline__ const uint8_t* values(const uint8_t* g, int c) {
     return g + 16 + (BITS == 8 ? (c & 255) : ((c & 255) >> 1));
@@ -259,7 +262,7 @@ struct Wide<TS_Q8_0> {
   __device__ __forceinline__ void load(const uint8_t* row, int c) {
     using E = Elems<TS_Q8_0>;
     const uint8_t* g = E::group(row, c);
-    q = ld_stream(E::values(g, c)), h = reinterpret_cast<const uint16_t*>(g)[(c >> 5) & 7];
+    q = ld_stream(E::values(g, c)), h = E::scale_bits(g, c);
   }
   // x values 0-3 in a[0], 4-7 in a[1], …
   __device__ __forceinline__ float dotq(const uint32_t (&a)[4], float dx, int) const {
@@ -276,7 +279,7 @@ struct Wide<TS_Q4_0> {
   __device__ __forceinline__ void load(const uint8_t* row, int c) {
     using E = Elems<TS_Q4_0>;
     const uint8_t* g = E::group(row, c);
-    q = ld_stream8(E::values(g, c)), h = reinterpret_cast<const uint16_t*>(g)[(c >> 5) & 7];
+    q = ld_stream8(E::values(g, c)), h = E::scale_bits(g, c);
   }
   // byte k of q holds values 2k (low nibble) and 2k + 1: x's even values 0-6 in a[0], 8-14 in
   // a[1], odd values 1-7 in a[2], 9-15 in a[3]; sx = Σ x_q, so Σ (nibble - 8)·x = Σ nibble·x - 8·sx

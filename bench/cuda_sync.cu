@@ -79,15 +79,19 @@ link(const uint4* w, int per_block, const float* prev, float* out, unsigned* sig
   }
 }
 
-template <int MODE>
-static int launch(const uint4* w, int per_block, int grid, const float* prev, float* out,
-                  unsigned* sig, const unsigned* wait, unsigned want, cudaStream_t s) {
+using Link = void (*)(const uint4*, int, const float*, float*, unsigned*, const unsigned*,
+                     unsigned);
+constexpr Link LINKS[3] = {link<0>, link<1>, link<2>};
+
+static cudaError_t launch(int mode, const uint4* w, int per_block, int grid, const float* prev,
+                          float* out, unsigned* sig, const unsigned* wait, unsigned want,
+                          cudaStream_t s) {
   cudaLaunchAttribute attr[1];
   attr[0].id = cudaLaunchAttributeProgrammaticStreamSerialization;
   attr[0].val.programmaticStreamSerializationAllowed = 1;
   cudaLaunchConfig_t cfg = {};
   cfg.gridDim = grid, cfg.blockDim = THREADS, cfg.stream = s, cfg.attrs = attr, cfg.numAttrs = 1;
-  return cudaLaunchKernelEx(&cfg, link<MODE>, w, per_block, prev, out, sig, wait, want) != 0;
+  return cudaLaunchKernelEx(&cfg, LINKS[mode], w, per_block, prev, out, sig, wait, want);
 }
 
 int main() {
@@ -107,6 +111,9 @@ int main() {
   CK(cudaMemset(outs, 0, (size_t)(n + 1) * 4096 * sizeof(float)));
   unsigned* ctr;
   CK(cudaMalloc(&ctr, (n + 1) * sizeof(unsigned)));
+  cudaEvent_t a, b;
+  CK(cudaEventCreate(&a));
+  CK(cudaEventCreate(&b));
   printf("%d SMs; chain of %d kernels in one graph, %d replays; us per kernel (median)\n", sms,
          n, reps);
   printf("%-10s %-6s %-10s %-10s %-10s %-10s\n", "MB/kernel", "grid", "pdl", "counter",
@@ -126,20 +133,11 @@ int main() {
           const float* prev = outs + (size_t)k * 4096;
           float* out = outs + (size_t)(k + 1) * 4096;
           const unsigned* wt = k == 0 ? nullptr : ctr + k - 1;
-          int bad = mode == 0   ? launch<0>(wk, per_block, grid, prev, out, ctr + k, wt, grid, s)
-                    : mode == 1 ? launch<1>(wk, per_block, grid, prev, out, ctr + k, wt, grid, s)
-                                : launch<2>(wk, per_block, grid, prev, out, ctr + k, wt, grid, s);
-          if (bad) {
-            fprintf(stderr, "launch failed\n");
-            return 1;
-          }
+          CK(launch(mode, wk, per_block, grid, prev, out, ctr + k, wt, grid, s));
         }
         CK(cudaStreamEndCapture(s, &g));
         CK(cudaGraphInstantiate(&ge, g, 0));
         std::vector<float> t;
-        cudaEvent_t a, b;
-        CK(cudaEventCreate(&a));
-        CK(cudaEventCreate(&b));
         for (int r = 0; r < reps + 2; r++) {
           // stale values from the last replay would hide a race: clear the chain first
           CK(cudaMemsetAsync(outs + 4096, 0, (size_t)n * 4096 * sizeof(float), s));

@@ -138,12 +138,20 @@ struct QGroups {
   static __device__ __forceinline__ const uint8_t* at(const uint8_t* row, int c) {
     return values(group(row, c), c);
   }
-  // ld(address of value c's byte), then (in d) its block's scale
+  // ld(address of value c's byte), then (in h) its block's scale as raw f16 bits
   template <typename Ld>
-  static __device__ __forceinline__ auto load(const uint8_t* row, int c, float& d, Ld ld) {
+  static __device__ __forceinline__ auto load_raw(const uint8_t* row, int c, uint16_t& h, Ld ld) {
     const uint8_t* g = group(row, c);
     const auto q = ld(values(g, c));
-    d = scale(g, c);
+    h = scale_bits(g, c);
+    return q;
+  }
+  // the same with the scale as a float (d)
+  template <typename Ld>
+  static __device__ __forceinline__ auto load(const uint8_t* row, int c, float& d, Ld ld) {
+    uint16_t h;
+    const auto q = load_raw(row, c, h, ld);
+    d = f16_bits(h);
     return q;
   }
 };
@@ -260,9 +268,7 @@ struct Wide<TS_Q8_0> {
   uint16_t h;  // the scale's raw bits: converted at use, so a load before the PDL wait
                // leaves nothing waiting on it there
   __device__ __forceinline__ void load(const uint8_t* row, int c) {
-    using E = Elems<TS_Q8_0>;
-    const uint8_t* g = E::group(row, c);
-    q = ld_stream(E::values(g, c)), h = E::scale_bits(g, c);
+    q = Elems<TS_Q8_0>::load_raw(row, c, h, ld_stream);
   }
   // x values 0-3 in a[0], 4-7 in a[1], …
   __device__ __forceinline__ float dotq(const uint32_t (&a)[4], float dx, int) const {
@@ -277,9 +283,7 @@ struct Wide<TS_Q4_0> {
   uint2 q;
   uint16_t h;  // as Wide<TS_Q8_0>::h
   __device__ __forceinline__ void load(const uint8_t* row, int c) {
-    using E = Elems<TS_Q4_0>;
-    const uint8_t* g = E::group(row, c);
-    q = ld_stream8(E::values(g, c)), h = E::scale_bits(g, c);
+    q = Elems<TS_Q4_0>::load_raw(row, c, h, ld_stream8);
   }
   // byte k of q holds values 2k (low nibble) and 2k + 1: x's even values 0-6 in a[0], 8-14 in
   // a[1], odd values 1-7 in a[2], 9-15 in a[3]; sx = Σ x_q, so Σ (nibble - 8)·x = Σ nibble·x - 8·sx
